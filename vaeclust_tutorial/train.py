@@ -1,0 +1,268 @@
+"""Training and evaluation of the clustering VAE from a :class:`~vaeclust_tutorial.config.TrainConfig`.
+
+Introduced in notebook 03. Nothing here is specific to a dataset: the whole split
+is held as one tensor on the device, each epoch draws a seeded permutation, and
+batches are slices of it (no per-sample Python work, no DataLoader).
+
+A run with an output folder writes, after every epoch and atomically,
+``checkpoint.pt`` (model, optimizer, config, epoch, history, RNG states, package
+version) and ``history.json``; at the end ``metrics.json``. ``resume=True``
+continues from the last complete epoch and, on the same machine, ends with the
+same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import __version__, checkpoint, data
+from .config import TrainConfig, is_quick, quick_banner
+from .io import atomic_write_json, check_output_dir
+from .losses import TERM_NAMES, cluster_vae_loss
+from .metrics import clustering_scores
+from .models import ClusterVAE, build_model
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the term."""
+
+
+@dataclass
+class TrainResult:
+    model: ClusterVAE
+    history: list = field(default_factory=list)   # one dict per epoch
+    metrics: dict = field(default_factory=dict)   # final train/test scores (see ``final_metrics``)
+    out_dir: Path | None = None
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; a clear error for a device that is not there."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; valid values are 'auto', 'cpu', 'cuda', 'cuda:N'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@torch.inference_mode()
+def predict(model: ClusterVAE, images: torch.Tensor, batch_size: int = 2000,
+            return_codes: bool = False):
+    """Cluster of every image: argmax_y p(y | mu(x)), as the author's script evaluates.
+
+    ``images`` (N, 1, 28, 28) on any device; returns a numpy int64 array (N,), and with
+    ``return_codes`` also mu (N, d) and p(y|mu) (N, K) as CPU tensors. Notebook 03.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    preds, mus, qs = [], [], []
+    for i in range(0, len(images), batch_size):
+        mu, q_y = model.encode(images[i:i + batch_size].to(device, non_blocking=True))
+        preds.append(q_y.argmax(1))
+        if return_codes:
+            mus.append(mu.float().cpu())
+            qs.append(q_y.cpu())
+    pred = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
+    if return_codes:
+        return pred, torch.cat(mus), torch.cat(qs)
+    return pred
+
+
+def evaluate(model: ClusterVAE, split: data.Split, batch_size: int = 2000) -> dict:
+    """Purity, Hungarian accuracy, NMI, ARI and n_samples of ``model`` on ``split``. Notebook 03."""
+    return clustering_scores(split.labels.numpy(), predict(model, split.images, batch_size))
+
+
+def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["shuffle"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _check_finite(terms, epoch: int, step: int, ckpt_path) -> None:
+    values = torch.stack([t.detach().float() for t in terms])
+    if bool(torch.isfinite(values).all()):
+        return
+    names = ("total",) + TERM_NAMES
+    bad = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, values.tolist()) if not math.isfinite(v))
+    kept = (f"the last good checkpoint {ckpt_path} is kept intact"
+            if ckpt_path is not None and Path(ckpt_path).exists() else "no checkpoint had been written yet")
+    raise NonFiniteLossError(
+        f"non-finite loss at epoch {epoch}, step {step}: {bad}; training stopped and {kept}. "
+        f"Try a smaller learning rate or lambda, or another seed.")
+
+
+def load_splits(cfg: TrainConfig, data_dir=None) -> tuple[data.Split, data.Split]:
+    """The training and test splits of ``cfg.dataset``, cut to ``cfg.train_limit``/``test_limit``."""
+    return (data.load(cfg.dataset, "train", data_dir, limit=cfg.train_limit),
+            data.load(cfg.dataset, "test", data_dir, limit=cfg.test_limit))
+
+
+def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool = False,
+          progress: bool = True, splits: tuple | None = None, data_dir=None, log=print) -> TrainResult:
+    """Train a :class:`ClusterVAE` on eq. (4) as the author's script does. Notebook 03.
+
+    ``out_dir``: where checkpoints and metrics go (None keeps everything in memory).
+    ``resume``: continue from ``out_dir/checkpoint.pt``; without it an existing
+    checkpoint is an error, so two runs never mix in one folder.
+    ``splits``: (train, test) :class:`~vaeclust_tutorial.data.Split` to use instead of loading.
+    """
+    cfg = TrainConfig.from_dict(cfg.to_dict())  # validates, and decouples from the caller's object
+    device = resolve_device(cfg.device)
+    dtype = resolve_precision(cfg.precision, device)
+    ckpt_path = None
+    if out_dir is not None:
+        out_dir = check_output_dir(out_dir)  # fail before any work if we cannot write
+        ckpt_path = out_dir / "checkpoint.pt"
+        if ckpt_path.exists() and not resume:
+            raise FileExistsError(f"{ckpt_path} already exists: pass resume=True (--resume) to continue "
+                                  f"that run, or choose another output folder")
+    if is_quick():
+        log(quick_banner())
+
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    history, start_epoch = [], 0
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        state = checkpoint.load(ckpt_path, map_location=device)
+        if state["config"] != cfg:
+            diff = {k: (v, getattr(cfg, k)) for k, v in state["config"].to_dict().items() if getattr(cfg, k) != v}
+            raise checkpoint.CheckpointError(
+                f"{ckpt_path} was written with another configuration (checkpoint vs now: {diff}); "
+                f"resume with the same options or use another output folder")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], generator, device)
+        history, start_epoch = list(state["history"]), int(state["epoch"])
+        log(f"resuming {ckpt_path} after epoch {start_epoch}/{cfg.epochs}")
+
+    train_split, test_split = splits if splits is not None else load_splits(cfg, data_dir)
+    x_train = train_split.images.to(device)                    # (N, 1, 28, 28)
+    n, bs = len(x_train), cfg.batch_size
+    steps = math.ceil(n / bs)
+    wall_start = time.perf_counter() - sum(h["seconds"] for h in history)
+
+    bar = tqdm(total=(cfg.epochs - start_epoch) * steps, disable=not progress, mininterval=1.0,
+               desc=f"{cfg.model} {cfg.dataset} seed {cfg.seed}", unit="step", dynamic_ncols=True)
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=generator).to(device)
+            sums = torch.zeros(4, device=device)               # running sums of total and the 3 terms
+            for step in range(steps):
+                xb = x_train[perm[step * bs:(step + 1) * bs]]
+                with autocast(device, dtype):
+                    out = model(xb)
+                terms = cluster_vae_loss(xb, out, model.means, lam=cfg.lam, estimator=cfg.estimator,
+                                         cat_weight=cfg.cat_weight)
+                _check_finite(terms, epoch, step + 1, ckpt_path)
+                optimizer.zero_grad(set_to_none=True)
+                terms.total.backward()
+                optimizer.step()
+                sums += torch.stack([t.detach() for t in terms])
+                bar.update(1)
+                if step % 100 == 99 or step == steps - 1:
+                    avg = (sums / (step + 1)).tolist()
+                    bar.set_postfix(epoch=epoch, loss=f"{avg[0]:.2f}", rec=f"{avg[1]:.2f}",
+                                    kl=f"{avg[2]:.2f}", cat=f"{avg[3]:.3f}", refresh=False)
+            means = (sums / steps).tolist()
+            entry = {"epoch": epoch, "loss": means[0], **dict(zip(TERM_NAMES, means[1:]))}
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                scores = evaluate(model, test_split)
+                entry.update({f"test_{k}": v for k, v in scores.items() if k != "n_samples"})
+            entry["seconds"] = time.perf_counter() - t0
+            history.append(entry)
+            if ckpt_path is not None:
+                checkpoint.save(ckpt_path, {
+                    "package_version": __version__, "config": cfg.to_dict(), "epoch": epoch,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "history": history, "rng": _rng_state(generator, device)})
+                atomic_write_json(out_dir / "history.json", history)
+            if "test_purity" in entry and progress:
+                bar.write(f"epoch {epoch:3d}/{cfg.epochs}  loss {entry['loss']:8.3f}  "
+                          f"test purity {entry['test_purity']:.4f}  accuracy {entry['test_accuracy']:.4f}  "
+                          f"({entry['seconds']:.1f} s)")
+    finally:
+        bar.close()
+
+    metrics = final_metrics(model, cfg, train_split, test_split, device, dtype,
+                            wall_seconds=time.perf_counter() - wall_start)
+    if out_dir is not None:
+        atomic_write_json(out_dir / "metrics.json", metrics)
+    return TrainResult(model=model, history=history, metrics=metrics, out_dir=out_dir)
+
+
+def final_metrics(model, cfg, train_split, test_split, device, dtype, wall_seconds) -> dict:
+    """The end-of-run record: train and test scores plus what produced them."""
+    return {
+        "dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,
+        "train": evaluate(model, train_split), "test": evaluate(model, test_split),
+        "wall_seconds": round(wall_seconds, 2), "device": device_description(device),
+        "precision": str(dtype).replace("torch.", ""), "torch_version": torch.__version__,
+        "package_version": __version__, "git_commit": git_commit(), "quick": is_quick(),
+        "config": cfg.to_dict(),
+    }
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    import platform
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
