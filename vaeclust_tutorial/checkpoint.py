@@ -89,3 +89,27 @@ def shipped_path(dataset: str) -> Path:
     if dataset not in SHIPPED:
         raise ValueError(f"unknown dataset {dataset!r}; valid datasets are {sorted(SHIPPED)}")
     return Path(__file__).resolve().parent / "checkpoints" / SHIPPED[dataset]
+
+
+def ship(run_checkpoint: str | Path, out: str | Path) -> dict:
+    """Store a run's model as a small weights-only checkpoint, with the run's recorded metrics.
+
+    Drops the optimizer and RNG states (a third of the size); keeps config, epoch,
+    history and the ``metrics.json`` written beside the run's checkpoint, whose test
+    purity and accuracy the test suite checks against a fresh evaluation.
+    """
+    import json
+
+    run_checkpoint = Path(run_checkpoint)
+    state = load(run_checkpoint)
+    metrics_path = run_checkpoint.parent / "metrics.json"
+    if not metrics_path.exists():
+        raise CheckpointError(f"{metrics_path} is missing: ship only finished runs (train writes it at the end)")
+    metrics = json.loads(metrics_path.read_text())
+    if metrics.get("quick"):
+        raise CheckpointError(f"{run_checkpoint} comes from a quick-mode run; ship only real runs")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save(out, {"package_version": state["package_version"], "config": state["config"].to_dict(),
+               "epoch": state["epoch"], "model": state["model"], "history": state["history"],
+               "metrics": metrics})
+    return {"out": str(out), "test": metrics["test"], "epoch": state["epoch"]}

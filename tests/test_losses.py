@@ -1,0 +1,95 @@
+"""The loss terms against closed forms, Monte Carlo estimates and hand-computed cases."""
+
+import math
+
+import pytest
+import torch
+
+from vaeclust_tutorial import losses
+from vaeclust_tutorial.models import ClusterOutput
+
+
+def test_reconstruction_is_half_lambda_squared_error_per_image():
+    x = torch.zeros(2, 1, 28, 28)
+    x_hat = torch.zeros(2, 1, 28, 28)
+    x_hat[0, 0, 0, :4] = 1.0   # image 0: 4 pixels off by 1 -> squared error 4
+    value = losses.reconstruction(x, x_hat, lam=5.0)
+    assert value.item() == pytest.approx(5.0 * 0.5 * 4 / 2)   # batch mean over 2 images
+
+
+def test_gaussian_kl_closed_form_matches_monte_carlo():
+    g = torch.Generator().manual_seed(1)
+    mu, logvar = torch.randn(1, 3, generator=g), torch.randn(1, 3, generator=g) * 0.5
+    closed = losses.gaussian_kl(mu, logvar).item()
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    z = q.sample((400_000,))
+    mc = (q.log_prob(z) - torch.distributions.Normal(0.0, 1.0).log_prob(z)).sum(-1).mean().item()
+    assert closed == pytest.approx(mc, abs=0.02)
+    assert losses.gaussian_kl(torch.zeros(4, 3), torch.zeros(4, 3)).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_cluster_kl_is_weighted_kl_to_each_cluster_gaussian():
+    g = torch.Generator().manual_seed(2)
+    mu, logvar = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g) * 0.3
+    means = torch.randn(3, 4, generator=g)
+    q_y = torch.softmax(torch.randn(5, 3, generator=g), -1)
+    expected = 0.0
+    for b in range(5):
+        p = torch.distributions.Normal(mu[b], (0.5 * logvar[b]).exp())
+        for y in range(3):
+            kl = torch.distributions.kl_divergence(p, torch.distributions.Normal(means[y], 1.0)).sum()
+            expected += q_y[b, y] * kl / 5
+    assert losses.cluster_kl(mu, logvar, means, q_y).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_sample_estimator_is_unbiased_for_the_closed_form():
+    g = torch.Generator().manual_seed(3)
+    mu, logvar = torch.randn(1, 6, generator=g), torch.randn(1, 6, generator=g) * 0.4
+    means = torch.randn(4, 6, generator=g)
+    q_y = torch.softmax(torch.randn(1, 4, generator=g), -1)
+    n = 200_000
+    z = mu + (0.5 * logvar).exp() * torch.randn(n, 6, generator=g)
+    mc = losses.cluster_kl_sample(z, mu.expand(n, 6), logvar.expand(n, 6), means, q_y.expand(n, 4))
+    closed = losses.cluster_kl(mu, logvar, means, q_y)
+    assert mc.item() == pytest.approx(closed.item(), abs=0.05)
+
+
+def test_sample_estimator_gradient_ignores_the_epsilon_term():
+    """The -eps^2 part the author omits has zero gradient under the reparameterisation."""
+    mu = torch.randn(3, 2, requires_grad=True)
+    logvar = torch.randn(3, 2, requires_grad=True)
+    eps = torch.randn(3, 2)
+    z = mu + (0.5 * logvar).exp() * eps
+    means, q_y = torch.randn(2, 2), torch.full((3, 2), 0.5)
+    ours = losses.cluster_kl_sample(z, mu, logvar, means, q_y)
+    author = (q_y * (-0.5 * (logvar.unsqueeze(1) - (z.unsqueeze(1) - means).pow(2))).sum(-1)).sum(1).mean()
+    g1 = torch.autograd.grad(ours, (mu, logvar), retain_graph=True)
+    g2 = torch.autograd.grad(author, (mu, logvar))
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+    assert (ours - author).item() == pytest.approx(-0.5 * (eps ** 2).sum(1).mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("k", [2, 10])
+def test_categorical_kl_known_values(k):
+    assert losses.categorical_kl(torch.zeros(3, k)).item() == pytest.approx(0.0, abs=1e-6)
+    one_hot_logits = torch.full((3, k), -1e4)
+    one_hot_logits[:, 0] = 0
+    assert losses.categorical_kl(one_hot_logits).item() == pytest.approx(math.log(k), abs=1e-5)
+
+
+def test_total_is_the_sum_of_the_logged_terms_and_term3_can_be_dropped():
+    g = torch.Generator().manual_seed(4)
+    b, d, k = 4, 3, 5
+    out = ClusterOutput(torch.rand(b, 1, 28, 28, generator=g), torch.randn(b, d, generator=g),
+                        torch.randn(b, d, generator=g), torch.randn(b, d, generator=g),
+                        torch.randn(b, k, generator=g), None)
+    out = out._replace(q_y=torch.softmax(out.logits, -1))
+    x, means = torch.rand(b, 1, 28, 28, generator=g), torch.randn(k, d, generator=g)
+    for est in ("closed-form", "sample"):
+        t = losses.cluster_vae_loss(x, out, means, lam=2.5, estimator=est)
+        assert t.total.item() == pytest.approx((t.reconstruction + t.cluster_kl + t.categorical_kl).item())
+    dropped = losses.cluster_vae_loss(x, out, means, lam=2.5, cat_weight=0.0)
+    assert dropped.categorical_kl.item() == 0.0
+    with pytest.raises(ValueError, match="valid estimators"):
+        losses.cluster_vae_loss(x, out, means, lam=2.5, estimator="bogus")

@@ -1,0 +1,71 @@
+"""The networks: shapes, the article's costs, TensorFlow's 'same' geometry, Keras initialisation."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaeclust_tutorial import preset
+from vaeclust_tutorial.models import (VAE, ClusterVAE, SameConv2d, SameConvTranspose2d, build_model,
+                                      multiply_adds)
+
+
+@pytest.mark.parametrize("name, mmacs", [("article-a", 6.80), ("article-b", 14.0), ("article-c", 14.0)])
+def test_shapes_and_cost_per_image_match_method_md(name, mmacs):
+    model = build_model(preset(name))
+    out = model(torch.rand(3, 1, 28, 28))
+    assert out.x_hat.shape == (3, 1, 28, 28) and out.mu.shape == (3, 20) and out.q_y.shape == (3, 10)
+    assert torch.allclose(out.q_y.sum(1), torch.ones(3))
+    assert 0 < out.x_hat.min() and out.x_hat.max() < 1
+    assert multiply_adds(model) / 1e6 == pytest.approx(mmacs, abs=0.03)
+
+
+def test_same_conv_pads_like_tensorflow():
+    """TF 'same', stride 2, even input: pad 0 before and 1 after, so output (i, j) starts at (2i, 2j)."""
+    conv = SameConv2d(1, 1)
+    x = torch.randn(1, 1, 6, 6)
+    out = conv(x)
+    assert out.shape == (1, 1, 3, 3)
+    manual = (x[0, 0, 2:5, 0:3] * conv.weight[0, 0]).sum() + conv.bias[0]
+    assert out[0, 0, 1, 0].item() == pytest.approx(manual.item(), abs=1e-5)
+
+
+def test_same_conv_transpose_is_the_adjoint_of_same_conv():
+    """<T x, y> = <x, C y>: the transposed conv is the adjoint of the TF-'same' strided conv."""
+    ct = SameConvTranspose2d(3, 2)
+    with torch.no_grad():
+        ct.bias.zero_()
+    x, y = torch.randn(1, 3, 7, 7), torch.randn(1, 2, 14, 14)
+    conv_of_y = F.conv2d(F.pad(y, (0, 1, 0, 1)), ct.weight, stride=2)     # (1, 3, 7, 7)
+    assert (ct(x) * y).sum().item() == pytest.approx((x * conv_of_y).sum().item(), rel=1e-4)
+
+
+def test_stride1_conv_is_a_transposed_conv_with_flipped_kernel():
+    conv = torch.nn.Conv2d(4, 3, 3, padding=1)
+    tconv = torch.nn.ConvTranspose2d(4, 3, 3, padding=1)
+    with torch.no_grad():
+        tconv.weight.copy_(conv.weight.flip(-1, -2).transpose(0, 1))
+        tconv.bias.copy_(conv.bias)
+    x = torch.randn(2, 4, 9, 9)
+    torch.testing.assert_close(conv(x), tconv(x), atol=1e-5, rtol=1e-5)
+
+
+def test_keras_initialisation():
+    model = ClusterVAE(model="article-b")
+    assert torch.count_nonzero(model.means) == 0
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            assert torch.count_nonzero(m.bias) == 0
+            fan = m.weight[0].numel() + m.weight[:, 0].numel() if m.weight.dim() == 2 else \
+                m.weight.shape[2] * m.weight.shape[3] * (m.weight.shape[0] + m.weight.shape[1])
+            assert m.weight.abs().max() <= (6 / fan) ** 0.5
+
+
+def test_generate_and_plain_vae():
+    model = ClusterVAE(model="article-a")
+    assert model.generate(3, 5).shape == (5, 1, 28, 28)
+    with pytest.raises(ValueError, match="valid clusters are 0..9"):
+        model.generate(10, 1)
+    out = VAE(model="article-a")(torch.rand(2, 1, 28, 28))
+    assert out.x_hat.shape == (2, 1, 28, 28) and out.z.shape == (2, 20)
+    with pytest.raises(ValueError, match="valid models"):
+        VAE(model="article-z")

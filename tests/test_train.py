@@ -1,0 +1,172 @@
+"""Training: determinism, resume after kill -9, non-finite losses, unwritable outputs, bad checkpoints."""
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaeclust_tutorial import checkpoint, preset, train
+
+train_module = importlib.import_module("vaeclust_tutorial.train")  # the package's `train` is the function
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _no_clock(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_same_seed_same_numbers_and_files(tmp_path, tiny_config, mnist_small):
+    a = train(tiny_config, tmp_path / "a", splits=mnist_small, progress=False)
+    b = train(tiny_config, tmp_path / "b", splits=mnist_small, progress=False)
+    assert _no_clock(a.history) == _no_clock(b.history)
+    assert a.metrics["test"] == b.metrics["test"]
+    for name in ("checkpoint.pt", "history.json", "metrics.json"):
+        assert (tmp_path / "a" / name).exists()
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert set(m["test"]) == {"purity", "accuracy", "nmi", "ari", "n_samples"} and m["test"]["n_samples"] == 300
+    assert m["quick"] is True and m["package_version"] and m["device"].startswith("cpu")
+    c = train(preset("article-a", epochs=3, train_limit=500, test_limit=300, seed=1), splits=mnist_small,
+              progress=False)
+    assert _no_clock(c.history) != _no_clock(a.history)
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, tiny_config, mnist_small):
+    train(tiny_config, tmp_path, splits=mnist_small, progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_config, tmp_path, splits=mnist_small, progress=False)
+    other = preset("article-a", epochs=3, train_limit=500, test_limit=300, seed=5)
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+        train(other, tmp_path, resume=True, splits=mnist_small, progress=False)
+
+
+SCRIPT = """
+import sys
+from vaeclust_tutorial import preset, train
+cfg = preset("article-a", epochs=4, train_limit=2000, test_limit=300, device="cpu")
+train(cfg, sys.argv[1], resume=True, progress=False)
+"""
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run([sys.executable, "-c", SCRIPT, str(full)], env=env, check=True)
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(killed)], env=env)
+    deadline = time.time() + 300
+    history = killed / "history.json"
+    while time.time() < deadline and not (history.exists() and len(json.loads(history.read_text())) >= 2):
+        time.sleep(0.05)
+    time.sleep(0.3)                                       # somewhere inside epoch 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = checkpoint.load(killed / "checkpoint.pt")["epoch"]
+    assert 2 <= done < 4, "the kill should land before the end of the run"
+    assert not (killed / "metrics.json").exists()
+    subprocess.run([sys.executable, "-c", SCRIPT, str(killed)], env=env, check=True)
+    a = json.loads((full / "metrics.json").read_text())
+    b = json.loads((killed / "metrics.json").read_text())
+    assert a["test"] == b["test"] and a["train"] == b["train"]
+    assert _no_clock(json.loads((full / "history.json").read_text())) == \
+        _no_clock(json.loads((killed / "history.json").read_text()))
+    assert not list(killed.glob(".*.tmp")), "no temporary files left behind"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, mnist_small,
+                                                                   monkeypatch):
+    real, calls = train_module.cluster_vae_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 8:                      # epoch 2 (5 steps per epoch), step 3
+            bad = terms.cluster_kl * float("nan")
+            return terms._replace(cluster_kl=bad, total=terms.reconstruction + bad + terms.categorical_kl)
+        return terms
+
+    monkeypatch.setattr(train_module, "cluster_vae_loss", poisoned)
+    with pytest.raises(train_module.NonFiniteLossError, match=r"epoch 2, step 3: total=nan, cluster_kl=nan") as e:
+        train(tiny_config, tmp_path, splits=mnist_small, progress=False)
+    assert "kept intact" in str(e.value)
+    state = checkpoint.load(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.parametrize("make_out", [
+    lambda tmp: tmp / "a-file",                     # a file where the folder should be
+    lambda tmp: tmp / "a-file" / "run",             # a file where a parent folder should be
+    lambda tmp: Path("/proc/vaeclust-cannot-write"),
+])
+def test_unwritable_output_fails_before_training(tmp_path, tiny_config, monkeypatch, make_out):
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setattr(train_module, "load_splits", lambda *a: pytest.fail("training must not start"))
+    with pytest.raises(ValueError, match="output"):
+        train(tiny_config, make_out(tmp_path), progress=False)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/vaeclust-ckpt-pwned",))
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("truncated", "not a readable vaeclust checkpoint"),
+    ("garbage", "not a readable vaeclust checkpoint"),
+    ("foreign", "not a vaeclust checkpoint"),
+    ("evil", "not a readable vaeclust checkpoint"),
+    ("future", "format 99"),
+    ("bad-config", "invalid config"),
+    ("other-arch", "do not fit its config"),
+    ("missing", "does not exist"),
+])
+def test_bad_checkpoints_get_a_clear_error(tmp_path, trained_run, kind, match):
+    good = trained_run
+    raw = (good / "checkpoint.pt").read_bytes()
+    path = tmp_path / "bad.pt"
+    marker = Path("/tmp/vaeclust-ckpt-pwned")
+    marker.unlink(missing_ok=True)
+    state = torch.load(good / "checkpoint.pt", weights_only=True)
+    if kind == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif kind == "garbage":
+        path.write_bytes(os.urandom(5000))
+    elif kind == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif kind == "evil":
+        torch.save({"format": "vaeclust-checkpoint", "payload": _Evil()}, path)
+    elif kind == "future":
+        torch.save({**state, "format_version": 99}, path)
+    elif kind == "bad-config":
+        torch.save({**state, "config": {**state["config"], "n_clusters": 1}}, path)
+    elif kind == "other-arch":
+        torch.save({**state, "config": {**state["config"], "model": "article-b"}}, path)
+    else:
+        path = tmp_path / "nope.pt"
+    with pytest.raises(checkpoint.CheckpointError, match=match):
+        checkpoint.model_from_checkpoint(path)
+    assert not marker.exists(), "loading must never execute code from the file"
+
+
+def test_invalid_configs_name_the_field_and_the_valid_values():
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'; valid datasets"):
+        preset(dataset="svhn")
+    with pytest.raises(ValueError, match=r"epochs=0 is invalid.*>= 1"):
+        preset(epochs=0)
+    with pytest.raises(ValueError, match=r"n_clusters=1 is invalid.*K >= 2"):
+        preset(n_clusters=1)
+    with pytest.raises(ValueError, match=r"lam=0 is invalid.*> 0"):
+        preset(lam=0)
+    with pytest.raises(ValueError, match=r"latent_dim=0 is invalid"):
+        preset(latent_dim=0)
+    with pytest.raises(ValueError, match="valid configurations"):
+        preset("article-z")
+    with pytest.raises(ValueError, match="CUDA is not available|unknown device"):
+        train_module.resolve_device("cuda:7" if not torch.cuda.is_available() else "tpu")

@@ -1,0 +1,196 @@
+"""Figures. Each function returns a matplotlib ``Figure``; saving is the caller's choice.
+
+Introduced in notebook 01 (image grids, latent projection) and notebook 03 (the
+article's two figures, contingency matrix, training curves). In quick mode every
+figure carries a red "QUICK MODE" title so nobody mistakes it for a result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .config import is_quick
+
+
+def _figure(figsize) -> Figure:
+    # matplotlib.figure.Figure needs no pyplot state: safe in scripts, tests and notebooks alike.
+    fig = Figure(figsize=figsize, layout="constrained")
+    if is_quick():
+        fig.suptitle("QUICK MODE: tiny subset, few epochs; not a result", color="red")
+    return fig
+
+
+def image_grid(images, nrow: int, pad: int = 1) -> np.ndarray:
+    """Tile images (N, 1, H, W) or (N, H, W) into one (rows*(H+pad), nrow*(W+pad)) array, row by row."""
+    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    x = x.reshape(len(x), *x.shape[-2:])
+    n, h, w = x.shape
+    rows = max(1, -(-n // nrow))
+    grid = np.ones((rows * (h + pad) - pad, nrow * (w + pad) - pad), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = x[i]
+    return grid
+
+
+def _rows_figure(rows, row_labels, title, cell=0.55) -> Figure:
+    """One row of images per entry of ``rows`` (each (M, 1, H, W) or None for an empty row)."""
+    ncol = max((len(r) for r in rows if r is not None), default=1)
+    fig = _figure((cell * ncol + 1.2, cell * len(rows) + 0.8))
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    for ax, row, label in zip(axes, rows, row_labels):
+        if row is None or len(row) == 0:
+            ax.text(0.5, 0.5, "empty cluster", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.imshow(image_grid(row, ncol), cmap="gray_r", vmin=0, vmax=1, aspect="equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    axes[0].set_title(title, fontsize=10)
+    return fig
+
+
+def cluster_samples_figure(images, clusters, n_clusters: int, per_cluster: int = 10, labels=None,
+                           classes=None, seed: int = 0) -> Figure:
+    """The article's first figure: random members of each cluster, one row per cluster.
+
+    ``clusters`` (N,) are predicted clusters; with ``labels`` and ``classes`` each row
+    is named after its majority class and its share of it.
+    """
+    clusters = np.asarray(clusters)
+    rng = np.random.default_rng(seed)
+    rows, names = [], []
+    for k in range(n_clusters):
+        idx = np.flatnonzero(clusters == k)
+        pick = rng.choice(idx, size=min(per_cluster, len(idx)), replace=False) if len(idx) else []
+        rows.append(images[torch.as_tensor(pick, dtype=torch.long)] if len(idx) else None)
+        name = f"cluster {k}\n{len(idx)} imgs"
+        if labels is not None and len(idx):
+            counts = np.bincount(np.asarray(labels)[idx])
+            top = int(counts.argmax())
+            label = classes[top] if classes is not None else str(top)
+            name += f"\n{label} {counts[top] / len(idx):.0%}"
+        names.append(name)
+    return _rows_figure(rows, names, "Samples of each cluster (training images)")
+
+
+def generations_figure(model, per_cluster: int = 10, std: float = 1.0, seed: int = 0,
+                       row_names=None) -> Figure:
+    """The article's second figure: z ~ N(mu_y, std^2 I) decoded, one row per cluster y."""
+    g = torch.Generator().manual_seed(seed)
+    rows = [model.generate(k, per_cluster, std=std, generator=g).cpu() for k in range(model.n_clusters)]
+    names = row_names or [f"cluster {k}" for k in range(model.n_clusters)]
+    return _rows_figure(rows, names, f"Generated from each cluster's Gaussian q(z|y) (std {std:g})")
+
+
+def reconstructions_figure(x, x_hat, n: int = 10) -> Figure:
+    """Originals (top row) above their reconstructions (bottom row). Notebook 01."""
+    return _rows_figure([x[:n], x_hat[:n]], ["input", "reconstruction"], "Reconstructions")
+
+
+def training_curves_figure(history: list) -> Figure:
+    """Loss terms and test metrics per epoch from a run's ``history``."""
+    fig = _figure((10, 3.4))
+    ax_loss, ax_terms, ax_metric = fig.subplots(1, 3)
+    epochs = [h["epoch"] for h in history]
+    ax_loss.plot(epochs, [h["loss"] for h in history], label="total")
+    ax_loss.plot(epochs, [h["reconstruction"] for h in history], label="reconstruction")
+    ax_loss.set(title="loss (batch mean)", xlabel="epoch")
+    ax_loss.legend()
+    ax_terms.plot(epochs, [h["cluster_kl"] for h in history], label="cluster KL (term 2)")
+    ax_terms.plot(epochs, [h["categorical_kl"] for h in history], label="categorical KL (term 3)")
+    ax_terms.set(title="KL terms", xlabel="epoch")
+    ax_terms.legend()
+    for key, label in (("test_purity", "purity"), ("test_accuracy", "Hungarian accuracy"),
+                       ("test_nmi", "NMI"), ("test_ari", "ARI")):
+        pts = [(h["epoch"], h[key]) for h in history if key in h]
+        if pts:
+            ax_metric.plot(*zip(*pts), marker=".", label=label)
+    ax_metric.set(title="test metrics", xlabel="epoch", ylim=(0, 1))
+    ax_metric.legend()
+    return fig
+
+
+def contingency_figure(matrix, classes=None, title="Clusters (rows) against true classes (columns)") -> Figure:
+    """Heat map of a (K, C) contingency matrix with counts written in the cells."""
+    m = np.asarray(matrix)
+    k, c = m.shape
+    fig = _figure((0.55 * c + 2.5, 0.45 * k + 1.8))
+    ax = fig.subplots()
+    ax.imshow(m, cmap="Blues")
+    for i in range(k):
+        for j in range(c):
+            if m[i, j]:
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_xticks(range(c), classes if classes is not None else range(c), rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), [f"cluster {i}" for i in range(k)], fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def pca_2d(x) -> np.ndarray:
+    """Project rows of x (N, d) on their first two principal axes (numpy SVD)."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    return x @ vt[:2].T
+
+
+def latent_figure(mu, labels, clusters=None, classes=None, max_points: int = 5000, seed: int = 0) -> Figure:
+    """The latent means projected on 2 principal axes: coloured by true class, and by cluster."""
+    mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
+    keep = np.random.default_rng(seed).permutation(len(mu))[:max_points]
+    xy = pca_2d(mu)[keep]
+    panels = [("true class", np.asarray(labels)[keep], classes)]
+    if clusters is not None:
+        panels.append(("predicted cluster", np.asarray(clusters)[keep], None))
+    fig = _figure((5.2 * len(panels), 4.6))
+    for ax, (title, colour, names) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="tab10" if colour.max() < 10 else "tab20",
+                        s=2, alpha=0.7, rasterized=True)
+        handles, _ = sc.legend_elements(num=None)
+        labels_ = [names[int(v)] if names is not None else str(int(v)) for v in np.unique(colour)]
+        ax.legend(handles, labels_, fontsize=6, markerscale=0.8, loc="best", ncol=2)
+        ax.set(title=f"latent means (PCA), coloured by {title}", xticks=[], yticks=[])
+    return fig
+
+
+def write_run_figures(checkpoint_path, out_dir) -> list[Path]:
+    """Write the article's two figures, the contingency matrix and training curves for a checkpoint."""
+    from . import data
+    from .checkpoint import model_from_checkpoint
+    from .config import QUICK_TRAIN
+    from .io import atomic_save_figure, check_output_dir
+    from .metrics import cluster_to_class, contingency
+    from .train import predict
+
+    out_dir = check_output_dir(out_dir)
+    model, state = model_from_checkpoint(checkpoint_path)
+    cfg = state["config"]
+    train = data.load(cfg.dataset, "train", limit=QUICK_TRAIN if is_quick() else None)
+    test = data.load(cfg.dataset, "test")
+    train_pred = predict(model, train.images)
+    test_pred = predict(model, test.images)
+    majority = cluster_to_class(train.labels.numpy(), train_pred, model.n_clusters)
+    names = [f"cluster {k}" + (f"\n({train.classes[c]})" if c >= 0 else "") for k, c in enumerate(majority)]
+    figures = {
+        "cluster_samples.png": cluster_samples_figure(train.images, train_pred, model.n_clusters,
+                                                      labels=train.labels.numpy(), classes=train.classes),
+        "cluster_generations.png": generations_figure(model, row_names=names),
+        "contingency_test.png": contingency_figure(
+            contingency(test.labels.numpy(), test_pred, n_clusters=model.n_clusters, n_classes=10), test.classes),
+    }
+    if state.get("history"):
+        figures["training_curves.png"] = training_curves_figure(state["history"])
+    paths = []
+    for name, fig in figures.items():
+        atomic_save_figure(fig, out_dir / name, dpi=110)
+        paths.append(out_dir / name)
+    return paths

@@ -1,0 +1,91 @@
+"""Results of finished runs: one JSON file per run under ``results/``, and a summary table.
+
+The table in the README is produced by ``python -m vaeclust_tutorial results``,
+never typed by hand. Notebook 05 reads these files.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .io import atomic_write_bytes, atomic_write_json
+
+METRICS = ("purity", "accuracy", "nmi", "ari")
+
+
+def run_name(metrics: dict) -> str:
+    return f"{metrics['dataset']}-{metrics['model']}-seed{metrics['seed']}"
+
+
+def collect(run_dir: str | Path, results_dir: str | Path = "results") -> Path:
+    """Write ``results/<dataset>-<config>-seed<N>.json`` from a finished run folder."""
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        raise ValueError(f"{metrics_path} does not exist: {run_dir} is not a finished run "
+                         f"(`train --resume --out {run_dir}` finishes it)")
+    metrics = json.loads(metrics_path.read_text())
+    if metrics.get("quick"):
+        raise ValueError(f"{run_dir} is a quick-mode run; its numbers are not results")
+    history_path = run_dir / "history.json"
+    record = {**metrics, "history": json.loads(history_path.read_text()) if history_path.exists() else []}
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = results_dir / f"{run_name(metrics)}.json"
+    atomic_write_json(out, record)
+    return out
+
+
+def load_results(results_dir: str | Path = "results") -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("*-seed*.json"))]
+
+
+def summarize(records: list[dict]) -> list[dict]:
+    """One row per (dataset, config, epochs): n runs, and mean, std, min, max of each test metric."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["dataset"], r["model"], r["epochs"]), []).append(r)
+    rows = []
+    for (dataset, model, epochs), runs in sorted(groups.items()):
+        row = {"dataset": dataset, "config": model, "epochs": epochs, "n": len(runs),
+               "seeds": sorted(r["seed"] for r in runs),
+               "devices": sorted({r["device"] for r in runs}),
+               "minutes": statistics.mean(r["wall_seconds"] for r in runs) / 60}
+        for split in ("test", "train"):
+            for m in METRICS:
+                values = [r[split][m] for r in runs]
+                row[f"{split}_{m}"] = {"mean": statistics.mean(values),
+                                       "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                                       "min": min(values), "max": max(values)}
+        rows.append(row)
+    return rows
+
+
+def _fmt(stat: dict, pct: bool) -> str:
+    scale, unit = (100, " %") if pct else (1, "")
+    return (f"{stat['mean'] * scale:.1f} ± {stat['std'] * scale:.1f}{unit} "
+            f"({stat['min'] * scale:.1f}–{stat['max'] * scale:.1f})" if pct else
+            f"{stat['mean']:.3f} ± {stat['std']:.3f}")
+
+
+def summary_markdown(results_dir: str | Path = "results") -> str:
+    rows = summarize(load_results(results_dir))
+    lines = ["| dataset | config | epochs | seeds | test purity (min–max) | test Hungarian acc. (min–max) "
+             "| test NMI | test ARI | train purity | minutes/run | device |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['config']} | {r['epochs']} | {','.join(map(str, r['seeds']))} "
+                     f"| {_fmt(r['test_purity'], True)} | {_fmt(r['test_accuracy'], True)} "
+                     f"| {_fmt(r['test_nmi'], False)} | {_fmt(r['test_ari'], False)} "
+                     f"| {_fmt(r['train_purity'], True)} | {r['minutes']:.0f} | {'; '.join(r['devices'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(results_dir: str | Path = "results") -> None:
+    """``results/summary.md`` and ``results/summary.json`` from the per-run files."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(results_dir / "summary.json", summarize(load_results(results_dir)))
+    atomic_write_bytes(results_dir / "summary.md", summary_markdown(results_dir).encode())
