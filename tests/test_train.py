@@ -121,7 +121,7 @@ class _Evil:
     ("truncated", "not a readable vaeclust checkpoint"),
     ("garbage", "not a readable vaeclust checkpoint"),
     ("foreign", "not a vaeclust checkpoint"),
-    ("evil", "not a readable vaeclust checkpoint"),
+    ("evil", "refused without being run"),
     ("future", "format 99"),
     ("bad-config", "invalid config"),
     ("other-arch", "do not fit its config"),

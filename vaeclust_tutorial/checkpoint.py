@@ -49,11 +49,19 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {str(path)!r} is a directory; pass the file, e.g. {path / 'checkpoint.pt'}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{str(path)!r} is not a readable vaeclust checkpoint (truncated, corrupted, "
+                                  f"or not a checkpoint at all): not a torch.save archive") from None
+        # torch's message suggests weights_only=False: exactly what must not be done with a foreign file
+        raise CheckpointError(f"{str(path)!r} is not a readable vaeclust checkpoint: it holds Python objects "
+                              f"other than tensors and plain values, which are refused without being run "
+                              f"(a checkpoint is never loaded with weights_only=False)") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
-            pickle.UnpicklingError, AttributeError, KeyError, IndexError, TypeError) as exc:
+            AttributeError, KeyError, IndexError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{str(path)!r} is not a readable vaeclust checkpoint (truncated, corrupted, "
-                              f"or not a checkpoint at all): {first[:300]}") from None
+                              f"or not a checkpoint at all): {first[:200]}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is a torch file but not a vaeclust checkpoint "
                               f"(no format={FORMAT!r} entry)")

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if is_quick():
+    if is_quick() and args.command != "train":   # train prints the banner itself
         print(quick_banner(), file=sys.stderr)
     try:
         return COMMANDS[args.command](args) or 0
@@ -162,7 +162,8 @@ def cmd_train(args):
     if args.estimator is not None:
         overrides["estimator"] = args.estimator
     cfg = apply_quick(preset(args.config, **overrides))
-    result = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(cfg, args.out, resume=args.resume, progress=not args.no_progress,
+                   log=lambda msg: print(msg, file=sys.stderr))  # stdout carries only the JSON
     print(json.dumps({"test": result.metrics["test"], "train": result.metrics["train"],
                       "wall_seconds": result.metrics["wall_seconds"], "out": str(args.out)}, indent=2))
 

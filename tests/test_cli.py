@@ -1,0 +1,106 @@
+"""The command line: every command once, and bad values rejected with what is valid."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vaeclust_tutorial import data
+from vaeclust_tutorial.cli import main
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:      # argparse's own errors exit 2
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--dataset", "svhn", "--out", "x"], "invalid choice: 'svhn' (choose from 'mnist', 'fashion-mnist')"),
+    (["train", "--dataset", "mnist", "--out", "x", "--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["train", "--dataset", "mnist", "--out", "x", "--clusters", "1"], "--clusters (K) must be >= 2, got 1"),
+    (["train", "--dataset", "mnist", "--out", "x", "--lam", "0"], "--lam must be a finite number > 0, got 0"),
+    (["train", "--dataset", "mnist", "--out", "x", "--lam", "-2"], "--lam must be a finite number > 0"),
+    (["train", "--dataset", "mnist", "--out", "x", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+    (["train", "--dataset", "mnist", "--out", "x", "--config", "vade"], "choose from 'article-a', 'article-b'"),
+    (["evaluate", "--checkpoint", "missing.pt", "--dataset", "mnist"], "'missing.pt' does not exist"),
+    (["sample", "--checkpoint", "missing.pt", "--out", "s.png"], "does not exist"),
+    (["prepare", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+])
+def test_bad_values_are_rejected_with_what_is_valid(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err
+
+
+def test_help_explains_every_command(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("prepare", "train", "evaluate", "sample", "figures", "bench", "results", "ship"):
+        assert command in out
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0 and "--resume" in out and "article-b" in out and "lambda" in out
+
+
+def test_prepare_reports_each_dataset(capsys):
+    code, out, _ = run(capsys, "prepare")
+    assert code == 0 and "mnist: all 4 files present" in out and "fashion-mnist: all 4 files present" in out
+
+
+def test_train_evaluate_sample_figures(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    code, out, err = run(capsys, "train", "--dataset", "fashion-mnist", "--config", "article-a", "--epochs", "1",
+                         "--out", str(out_dir), "--no-progress")
+    assert code == 0, err
+    assert "QUICK MODE" in err                                # quick runs say so
+    assert set(json.loads(out)["test"]) == {"purity", "accuracy", "nmi", "ari", "n_samples"}
+    code, _, err = run(capsys, "train", "--dataset", "fashion-mnist", "--config", "article-a", "--epochs", "1",
+                       "--out", str(out_dir), "--no-progress")
+    assert code == 2 and "--resume" in err                  # no silent overwrite
+    preds = tmp_path / "pred.npy"
+    code, out, err = run(capsys, "evaluate", "--checkpoint", str(out_dir / "checkpoint.pt"),
+                         "--dataset", "fashion-mnist", "--save-predictions", str(preds))
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["n_samples"] == 10000 and 0 <= scores["purity"] <= 1
+    p = np.load(preds)
+    assert p.shape == (10000,) and p.max() < 10
+    labels = data.load("fashion-mnist", "test").labels.numpy()
+    from vaeclust_tutorial.metrics import purity
+    assert purity(labels, p) == pytest.approx(scores["purity"])
+    code, _, err = run(capsys, "sample", "--checkpoint", str(out_dir / "checkpoint.pt"),
+                       "--out", str(tmp_path / "s.png"))
+    assert code == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    code, out, err = run(capsys, "figures", "--checkpoint", str(out_dir / "checkpoint.pt"),
+                         "--out", str(tmp_path / "fig"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
+        "cluster_generations.png", "cluster_samples.png", "contingency_test.png", "training_curves.png"]
+
+
+def test_bad_checkpoint_file_gives_an_error_not_a_traceback(capsys, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"definitely not a checkpoint")
+    code, _, err = run(capsys, "evaluate", "--checkpoint", str(bad), "--dataset", "mnist")
+    assert code == 2 and "\nerror: " in err and "not a readable vaeclust checkpoint" in err
+    assert "Traceback" not in err
+
+
+def test_results_and_ship_refuse_quick_runs(capsys, trained_run, tmp_path):
+    code, _, err = run(capsys, "results", str(trained_run), "--results-dir", str(tmp_path / "r"))
+    assert code == 2 and "quick-mode run" in err
+    code, _, err = run(capsys, "ship", "--checkpoint", str(trained_run / "checkpoint.pt"),
+                       "--out", str(tmp_path / "x.pt"))
+    assert code == 2 and "quick-mode run" in err
+
+
+def test_bench_quick_form_reports_both_paths(capsys, tmp_path):
+    code, out, err = run(capsys, "bench", "--config", "article-a", "--out", str(tmp_path / "b.json"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert report["quick"] is True and report == json.loads(out)
+    for key in ("reference_train", "project_train", "reference_eval", "project_eval"):
+        assert report["images_per_second"][key]["median"] > 0
+    assert report["train_speedup"] > 0 and report["matmul_peak_gflops_fp32"] > 0
