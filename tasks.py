@@ -5,6 +5,7 @@
                             article's settings, print the test metrics, write the figures
     python3 tasks.py test   set up .venv, prepare the data, run the whole test suite (quick mode)
     python3 tasks.py lab    set up .venv and open the notebooks in JupyterLab
+    python3 tasks.py notebooks   re-execute every notebook in full mode (outputs for GitHub readers)
 
 Every step is idempotent: a second call reuses the environment, the data and a
 finished (or half-finished) run, and says so.
@@ -94,7 +95,13 @@ def lab() -> None:
     sh(venv_python(), "-m", "jupyter", "lab", "notebooks")
 
 
-TASKS = {"run": run, "test": test, "lab": lab}
+def notebooks() -> None:
+    setup_env()
+    prepare_data()
+    sh(venv_python(), "-m", "vaeclust_tutorial.notebooks", *sys.argv[2:])
+
+
+TASKS = {"run": run, "test": test, "lab": lab, "notebooks": notebooks}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:

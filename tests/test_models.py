@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from vaeclust_tutorial import preset
-from vaeclust_tutorial.models import (VAE, ClusterVAE, SameConv2d, SameConvTranspose2d, build_model,
-                                      multiply_adds)
+from vaeclust_tutorial.models import (SameConv2d, SameConvTranspose2d, build_model, conv_cluster_vae, conv_vae,
+                                      multiply_adds, toy_cluster_vae)
 
 
 @pytest.mark.parametrize("name, mmacs", [("article-a", 6.80), ("article-b", 14.0), ("article-c", 14.0)])
@@ -50,7 +50,7 @@ def test_stride1_conv_is_a_transposed_conv_with_flipped_kernel():
 
 
 def test_keras_initialisation():
-    model = ClusterVAE(model="article-b")
+    model = conv_cluster_vae("article-b")
     assert torch.count_nonzero(model.means) == 0
     for m in model.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
@@ -61,11 +61,16 @@ def test_keras_initialisation():
 
 
 def test_generate_and_plain_vae():
-    model = ClusterVAE(model="article-a")
+    model = conv_cluster_vae("article-a")
     assert model.generate(3, 5).shape == (5, 1, 28, 28)
     with pytest.raises(ValueError, match="valid clusters are 0..9"):
         model.generate(10, 1)
-    out = VAE(model="article-a")(torch.rand(2, 1, 28, 28))
+    out = conv_vae("article-a")(torch.rand(2, 1, 28, 28))
     assert out.x_hat.shape == (2, 1, 28, 28) and out.z.shape == (2, 20)
     with pytest.raises(ValueError, match="valid models"):
-        VAE(model="article-z")
+        conv_vae("article-z")
+
+
+def test_toy_model_has_the_same_output_structure():
+    out = toy_cluster_vae(n_clusters=3)(torch.randn(7, 2))
+    assert out.x_hat.shape == (7, 2) and out.mu.shape == (7, 2) and out.q_y.shape == (7, 3)

@@ -11,12 +11,12 @@ from .data import load, prepare  # noqa: E402
 from .losses import (categorical_kl, cluster_kl, cluster_kl_sample, cluster_vae_loss,  # noqa: E402
                      gaussian_kl, reconstruction, vae_loss)
 from .metrics import ari, clustering_scores, contingency, hungarian_accuracy, nmi, purity  # noqa: E402
-from .models import VAE, ClusterVAE, build_model  # noqa: E402
+from .models import VAE, ClusterVAE, build_model, conv_cluster_vae, conv_vae, toy_cluster_vae  # noqa: E402
 from .train import evaluate, predict, train  # noqa: E402
 
 __all__ = [
     "TrainConfig", "preset", "is_quick", "load", "prepare", "reconstruction", "gaussian_kl",
     "cluster_kl", "cluster_kl_sample", "categorical_kl", "cluster_vae_loss", "vae_loss",
     "purity", "hungarian_accuracy", "nmi", "ari", "contingency", "clustering_scores",
-    "VAE", "ClusterVAE", "build_model", "train", "evaluate", "predict",
+    "VAE", "ClusterVAE", "build_model", "conv_vae", "conv_cluster_vae", "toy_cluster_vae", "train", "evaluate", "predict",
 ]

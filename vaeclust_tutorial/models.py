@@ -159,14 +159,11 @@ class ClusterOutput(NamedTuple):
 
 
 class VAE(nn.Module):
-    """The plain VAE of eq. (1): same encoder and decoder, prior N(0, I). Notebook 01."""
+    """The plain VAE of eq. (1): an encoder and a decoder, prior N(0, I). Notebook 01."""
 
-    def __init__(self, *, model: str = "article-b", latent_dim: int = 20):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()
-        double, act = check_architecture(model)
-        self.encoder = ConvEncoder(latent_dim=latent_dim, double_conv=double, activation=act)
-        self.decoder = ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act)
-        keras_init_(self)
+        self.encoder, self.decoder = encoder, decoder
 
     def forward(self, x) -> VAEOutput:
         mu, logvar = self.encoder(x)
@@ -175,22 +172,19 @@ class VAE(nn.Module):
 
 
 class ClusterVAE(nn.Module):
-    """The (z, y) model of eqs. (3)-(4): encoder, decoder, classifier p(y|z), means of q(z|y).
+    """The (z, y) model of eqs. (3)-(4), composed of an encoder, a decoder and a classifier.
 
-    Introduced in notebook 03. ``means`` is the K x d parameter: q(z|y) = N(means[y], I).
-    In training the classifier sees the *sampled* z (as the author's script);
-    :meth:`predict` uses the mean mu(x), as the script's evaluation does.
+    Introduced in notebook 02 (toy) and 03 (MNIST). ``means`` is the K x d parameter:
+    q(z|y) = N(means[y], I), zeros at the start as in the article. In training the
+    classifier sees the *sampled* z (as the author's script); :meth:`encode` and
+    :func:`~vaeclust_tutorial.train.predict` use the mean mu(x), as its evaluation does.
     """
 
-    def __init__(self, *, model: str = "article-b", latent_dim: int = 20, n_clusters: int = 10,
-                 hidden_dim: int = 256):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, classifier: nn.Module, *,
+                 n_clusters: int, latent_dim: int):
         super().__init__()
-        double, act = check_architecture(model)
-        self.encoder = ConvEncoder(latent_dim=latent_dim, double_conv=double, activation=act)
-        self.decoder = ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act)
-        self.classifier = Classifier(latent_dim=latent_dim, hidden_dim=hidden_dim, n_clusters=n_clusters)
-        keras_init_(self)
-        self.means = nn.Parameter(torch.zeros(n_clusters, latent_dim))  # (K, d), zeros as in Keras
+        self.encoder, self.decoder, self.classifier = encoder, decoder, classifier
+        self.means = nn.Parameter(torch.zeros(n_clusters, latent_dim))  # (K, d)
 
     @property
     def n_clusters(self) -> int:
@@ -210,7 +204,7 @@ class ClusterVAE(nn.Module):
 
     @torch.inference_mode()
     def generate(self, cluster: int, n: int, std: float = 1.0, generator=None):
-        """n images from cluster y: z ~ N(means[y], std^2 I), x = G(z). Notebook 03."""
+        """n samples from cluster y: z ~ N(means[y], std^2 I), x = G(z). Notebook 03."""
         if not 0 <= cluster < self.n_clusters:
             raise ValueError(f"cluster={cluster} is out of range: valid clusters are 0..{self.n_clusters - 1}")
         mean = self.means[cluster]
@@ -218,10 +212,51 @@ class ClusterVAE(nn.Module):
         return self.decoder(mean + std * eps)
 
 
+def conv_vae(model: str = "article-b", latent_dim: int = 20) -> VAE:
+    """The plain VAE with the conv encoder and decoder of one article version. Notebook 01."""
+    double, act = check_architecture(model)
+    return keras_init_(VAE(ConvEncoder(latent_dim=latent_dim, double_conv=double, activation=act),
+                           ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act)))
+
+
+def conv_cluster_vae(model: str = "article-b", *, latent_dim: int = 20, n_clusters: int = 10,
+                     hidden_dim: int = 256) -> ClusterVAE:
+    """The article's clustering VAE, one of article-a/b/c, with Keras' initialisation. Notebook 03."""
+    double, act = check_architecture(model)
+    return keras_init_(ClusterVAE(
+        ConvEncoder(latent_dim=latent_dim, double_conv=double, activation=act),
+        ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act),
+        Classifier(latent_dim=latent_dim, hidden_dim=hidden_dim, n_clusters=n_clusters),
+        n_clusters=n_clusters, latent_dim=latent_dim))
+
+
+class MLPEncoder(nn.Module):
+    """x (B, n) -> (mu, logvar) (B, d) with one hidden layer: the toy of notebook 02."""
+
+    def __init__(self, *, in_dim: int = 2, latent_dim: int = 2, hidden_dim: int = 64):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(hidden_dim, latent_dim), nn.Linear(hidden_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.mu(h), self.logvar(h)
+
+
+def toy_cluster_vae(*, in_dim: int = 2, latent_dim: int = 2, n_clusters: int = 4,
+                    hidden_dim: int = 64) -> ClusterVAE:
+    """A small MLP clustering VAE for 2-D points, trained in seconds. Notebook 02."""
+    decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, in_dim))
+    return keras_init_(ClusterVAE(MLPEncoder(in_dim=in_dim, latent_dim=latent_dim, hidden_dim=hidden_dim),
+                                  decoder, Classifier(latent_dim=latent_dim, hidden_dim=hidden_dim,
+                                                      n_clusters=n_clusters),
+                                  n_clusters=n_clusters, latent_dim=latent_dim))
+
+
 def build_model(cfg) -> ClusterVAE:
     """A fresh :class:`ClusterVAE` for a :class:`~vaeclust_tutorial.config.TrainConfig`."""
-    return ClusterVAE(model=cfg.model, latent_dim=cfg.latent_dim, n_clusters=cfg.n_clusters,
-                      hidden_dim=cfg.hidden_dim)
+    return conv_cluster_vae(cfg.model, latent_dim=cfg.latent_dim, n_clusters=cfg.n_clusters,
+                            hidden_dim=cfg.hidden_dim)
 
 
 def multiply_adds(model: nn.Module) -> int:
@@ -241,8 +276,10 @@ def multiply_adds(model: nn.Module) -> int:
              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
     try:
         with torch.no_grad():
+            was_training = model.training
             model.eval()
             model(torch.zeros(1, *IMAGE_SHAPE, device=next(model.parameters()).device))
+            model.train(was_training)
     finally:
         for h in hooks:
             h.remove()

@@ -194,3 +194,35 @@ def write_run_figures(checkpoint_path, out_dir) -> list[Path]:
         atomic_save_figure(fig, out_dir / name, dpi=110)
         paths.append(out_dir / name)
     return paths
+
+
+@torch.inference_mode()
+def toy_snapshot(model, points, epoch: int, lim: float = 4.0, n_grid: int = 120) -> dict:
+    """What the toy of notebook 02 looks like in latent space at one epoch (for :func:`toy_figure`)."""
+    model.eval()
+    mu, _ = model.encode(points)
+    axis = torch.linspace(-lim, lim, n_grid)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)   # (n_grid^2, 2)
+    regions = model.classifier(grid).argmax(1).reshape(n_grid, n_grid)
+    return {"epoch": epoch, "mu": mu.numpy().copy(), "means": model.means.detach().numpy().copy(),
+            "regions": regions.numpy(), "lim": lim}
+
+
+def toy_figure(snapshots: list, labels) -> Figure:
+    """Small multiples: encoded points (colour = true component), classifier regions, cluster means."""
+    from matplotlib.colors import ListedColormap
+
+    fig = _figure((3.0 * len(snapshots), 3.2))
+    axes = np.atleast_1d(fig.subplots(1, len(snapshots)))
+    k = snapshots[0]["means"].shape[0]
+    cmap = ListedColormap([f"C{i}" for i in range(k)])
+    for ax, s in zip(axes, snapshots):
+        lim = s["lim"]
+        ax.imshow(s["regions"], origin="lower", extent=(-lim, lim, -lim, lim), cmap=cmap, alpha=0.18,
+                  vmin=-0.5, vmax=k - 0.5)
+        ax.scatter(s["mu"][:, 0], s["mu"][:, 1], c=np.asarray(labels), cmap=cmap, s=3, vmin=-0.5, vmax=k - 0.5)
+        ax.scatter(s["means"][:, 0], s["means"][:, 1], marker="X", s=90, c=[f"C{i}" for i in range(k)],
+                   edgecolors="black", linewidths=1.2)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], title=f"epoch {s['epoch']}")
+    axes[0].set_ylabel("latent z (2-D)")
+    return fig

@@ -158,13 +158,16 @@ def load_splits(cfg: TrainConfig, data_dir=None) -> tuple[data.Split, data.Split
 
 
 def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool = False,
-          progress: bool = True, splits: tuple | None = None, data_dir=None, log=print) -> TrainResult:
+          progress: bool = True, splits: tuple | None = None, data_dir=None, log=print,
+          model: ClusterVAE | None = None, on_epoch_end=None) -> TrainResult:
     """Train a :class:`ClusterVAE` on eq. (4) as the author's script does. Notebook 03.
 
     ``out_dir``: where checkpoints and metrics go (None keeps everything in memory).
     ``resume``: continue from ``out_dir/checkpoint.pt``; without it an existing
     checkpoint is an error, so two runs never mix in one folder.
     ``splits``: (train, test) :class:`~vaeclust_tutorial.data.Split` to use instead of loading.
+    ``model``: a freshly built model to train instead of ``build_model(cfg)`` (the toy of notebook 02).
+    ``on_epoch_end(epoch, model, entry)``: called after each epoch (snapshots for figures).
     """
     cfg = TrainConfig.from_dict(cfg.to_dict())  # validates, and decouples from the caller's object
     device = resolve_device(cfg.device)
@@ -181,7 +184,12 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
 
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    model = build_model(cfg).to(device, memory_format=MEMORY_FORMAT)
+    model = (model if model is not None else build_model(cfg)).to(device)
+    train_split, test_split = splits if splits is not None else load_splits(cfg, data_dir)
+    x_train = train_split.images.to(device)                    # (N, 1, 28, 28)
+    if x_train.dim() == 4:                                     # images: channels_last (see MEMORY_FORMAT)
+        model.to(memory_format=MEMORY_FORMAT)
+        x_train = x_train.contiguous(memory_format=MEMORY_FORMAT)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     history, start_epoch = [], 0
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -197,14 +205,12 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         history, start_epoch = list(state["history"]), int(state["epoch"])
         log(f"resuming {ckpt_path} after epoch {start_epoch}/{cfg.epochs}")
 
-    train_split, test_split = splits if splits is not None else load_splits(cfg, data_dir)
-    x_train = train_split.images.to(device, memory_format=MEMORY_FORMAT)  # (N, 1, 28, 28)
     n, bs = len(x_train), cfg.batch_size
     steps = math.ceil(n / bs)
     wall_start = time.perf_counter() - sum(h["seconds"] for h in history)
 
     bar = tqdm(total=(cfg.epochs - start_epoch) * steps, disable=not progress, mininterval=1.0,
-               desc=f"{cfg.model} {cfg.dataset} seed {cfg.seed}", unit="step", dynamic_ncols=True)
+               desc=f"{cfg.model} {train_split.name} seed {cfg.seed}", unit="step", dynamic_ncols=True)
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             model.train()
@@ -240,6 +246,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "history": history, "rng": _rng_state(generator, device)})
                 atomic_write_json(out_dir / "history.json", history)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, model, entry)
             if "test_purity" in entry and progress:
                 bar.write(f"epoch {epoch:3d}/{cfg.epochs}  loss {entry['loss']:8.3f}  "
                           f"test purity {entry['test_purity']:.4f}  accuracy {entry['test_accuracy']:.4f}  "
@@ -257,7 +265,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
 def final_metrics(model, cfg, train_split, test_split, device, dtype, wall_seconds) -> dict:
     """The end-of-run record: train and test scores plus what produced them."""
     return {
-        "dataset": cfg.dataset, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,
+        "dataset": train_split.name, "model": cfg.model, "seed": cfg.seed, "epochs": cfg.epochs,
         "train": evaluate(model, train_split), "test": evaluate(model, test_split),
         "wall_seconds": round(wall_seconds, 2), "device": device_description(device),
         "precision": str(dtype).replace("torch.", ""), "torch_version": torch.__version__,
@@ -271,3 +279,48 @@ def device_description(device: torch.device) -> str:
         return f"cuda: {torch.cuda.get_device_name(device)}"
     import platform
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def notebook_run_dir(name: str) -> Path:
+    """``runs/<name>`` at the repository root (``runs/<name>-quick`` in quick mode): each notebook
+    writes to its own folder, so re-running a notebook never mixes two runs. Notebook 03."""
+    root = data.default_data_dir().parent
+    return root / "runs" / (f"{name}-quick" if is_quick() else name)
+
+
+def load_or_train(cfg: TrainConfig, name: str, log=print):
+    """(model, history, metrics): the shipped pretrained model for ``cfg.dataset`` when it exists
+    and this is not quick mode; otherwise train (or finish training) in :func:`notebook_run_dir`.
+    Notebook 03."""
+    shipped = checkpoint.shipped_path(cfg.dataset)
+    if shipped.exists() and not is_quick():
+        model, state = checkpoint.model_from_checkpoint(shipped)
+        log(f"Found the pretrained model {shipped.name} (seed {state['config'].seed}, "
+            f"{state['epoch']} epochs), loading it instead of training.")
+        return model, state["history"], state["metrics"]
+    run_dir = notebook_run_dir(name)
+    done = run_dir / "metrics.json"
+    if done.exists():
+        model, state = checkpoint.model_from_checkpoint(run_dir / "checkpoint.pt")
+        log(f"Found a finished run in {run_dir}, loading it.")
+        import json
+        return model, state["history"], json.loads(done.read_text())
+    log(f"No pretrained model for {cfg.dataset}: training into {run_dir} (re-running resumes).")
+    result = train(cfg, run_dir, resume=True, log=log)
+    return result.model.eval(), result.history, result.metrics
+
+
+def toy_run(*, epochs: int = 40, k: int = 4, n_points: int = 2000, on_epoch_end=None, **overrides) -> TrainResult:
+    """Train :func:`~vaeclust_tutorial.models.toy_cluster_vae` on :func:`~vaeclust_tutorial.data.toy_mixture`.
+
+    Seconds on a CPU. Defaults: ``k`` = 4 blobs, K = ``n_clusters`` = 4, lambda 50, batch 20;
+    ``overrides`` change any :class:`TrainConfig` field. Notebooks 02 and 05.
+    """
+    from .models import toy_cluster_vae
+
+    fields = dict(epochs=epochs, batch_size=20, lam=50.0, n_clusters=k, latent_dim=2, device="cpu")
+    cfg = TrainConfig(**{**fields, **overrides})
+    toy = data.toy_mixture(n=n_points, k=k, seed=0)
+    torch.manual_seed(cfg.seed)
+    model = toy_cluster_vae(n_clusters=cfg.n_clusters, latent_dim=cfg.latent_dim)
+    return train(cfg, splits=(toy, toy), model=model, progress=False, on_epoch_end=on_epoch_end)
