@@ -37,6 +37,7 @@ if importlib.util.find_spec("vaeclust_tutorial") is None:
     source = os.environ.get("VAECLUST_SOURCE", str(Path.cwd().parent))  # a folder or a git URL
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
 
+# %matplotlib inline
 import torch
 
 import vaeclust_tutorial as vc
@@ -45,7 +46,7 @@ from vaeclust_tutorial import baselines, plots
 QUICK = vc.is_quick()
 EPOCHS = 1 if QUICK else 3
 N_TRAIN = 2000 if QUICK else None
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 print("quick mode" if QUICK else "full mode", "| torch", torch.__version__)
 
 # %% [markdown]

@@ -39,6 +39,7 @@ if importlib.util.find_spec("vaeclust_tutorial") is None:
 
 import math
 
+# %matplotlib inline
 import torch
 
 import vaeclust_tutorial as vc
@@ -46,7 +47,7 @@ from vaeclust_tutorial import data, plots
 from vaeclust_tutorial.train import toy_run
 
 QUICK = vc.is_quick()
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. From $z$ to $(z, y)$

@@ -38,6 +38,7 @@ if importlib.util.find_spec("vaeclust_tutorial") is None:
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
 
 import numpy as np
+# %matplotlib inline
 import torch
 
 import vaeclust_tutorial as vc
@@ -48,7 +49,7 @@ from vaeclust_tutorial.train import load_or_train
 
 DATASET = "mnist"
 ARTICLE_PURITY = 0.845          # the article's one run, test set
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## 1. The model and its settings

@@ -159,3 +159,28 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
                     "package": __version__},
     }
     return report
+
+
+def speed_markdown(report: dict, source=None) -> str:
+    """The README's speed table for one benchmark report."""
+    ips, m = report["images_per_second"], report["machine"]
+    machine = m["cuda"] or f"{m['processor']} CPU, {m['threads']} threads"
+    row = lambda k: f"{ips[k]['median']:,.0f} ({ips[k]['min']:,.0f}–{ips[k]['max']:,.0f})"
+    lines = [
+        f"Machine: {machine}, torch {m['torch']}; config `{report['config']}`; "
+        f"{report['repeats']} interleaved repeats of {report['steps_per_repeat']} steps"
+        + (f"; raw report `{source}`" if source else "") + ".",
+        "",
+        "| path | training images/s, median (min–max) | evaluation images/s | minutes per 50 epochs | GFLOP/s (training) |",
+        "|---|---|---|---|---|",
+        f"| naive reference (DataLoader, NCHW, fp32) | {row('reference_train')} | {row('reference_eval')} "
+        f"| {report['minutes_per_50_epochs']['reference']:.0f} | {report['train_gflops']['reference']:.0f} |",
+        f"| this project | {row('project_train')} | {row('project_eval')} "
+        f"| {report['minutes_per_50_epochs']['project']:.0f} | {report['train_gflops']['project']:.0f} |",
+        "",
+        f"Ratio project/reference: training ×{report['train_speedup']:.2f}, evaluation "
+        f"×{report['eval_speedup']:.2f}. Evaluation of the 10k test images: "
+        f"{report['eval_seconds_10k']:.2f} s. Matrix-multiply peak of the same machine (fp32): "
+        f"{report['matmul_peak_gflops_fp32']:.0f} GFLOP/s.",
+    ]
+    return "\n".join(lines)

@@ -120,12 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_positive_int(1, "--steps"), default=30, help="training steps per repeat")
     s.add_argument("--out", type=Path, help="JSON file to write (default: print only)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    s.add_argument("--readme", type=Path, help="also write a speed table into this README, between "
+                                               "<!-- speed:start --> and <!-- speed:end -->")
 
     s = sub.add_parser("results", help="collect runs into results/ and print the summary table",
                        description="Copy each run's metrics and history into one results/RUN.json and "
                                    "write results/summary.md (mean ± std, min, max per dataset and config).")
     s.add_argument("runs", nargs="*", type=Path, help="run folders to add (each with metrics.json)")
     s.add_argument("--results-dir", type=Path, default=Path("results"), help="default ./results")
+    s.add_argument("--readme", type=Path, help="also write the table into this README, between "
+                                               "<!-- results:start --> and <!-- results:end -->")
 
     s = sub.add_parser("ship", help="store a run's model (weights only) as a package checkpoint")
     s.add_argument("--checkpoint", required=True, type=_existing_file, help="a run's checkpoint.pt")
@@ -213,6 +217,10 @@ def cmd_bench(args):
     if args.out is not None:
         from .io import atomic_write_bytes
         atomic_write_bytes(args.out, (text + "\n").encode())
+    if args.readme is not None:
+        from .bench import speed_markdown
+        from .io import replace_between_markers
+        replace_between_markers(args.readme, "speed", speed_markdown(report, args.out))
     print(text)
 
 
@@ -221,7 +229,11 @@ def cmd_results(args):
     for run in args.runs:
         print(f"added {collect(run, args.results_dir)}")
     write_summary(args.results_dir)
-    print(summary_markdown(args.results_dir))
+    table = summary_markdown(args.results_dir)
+    if args.readme is not None:
+        from .io import replace_between_markers
+        replace_between_markers(args.readme, "results", table)
+    print(table)
 
 
 def cmd_ship(args):

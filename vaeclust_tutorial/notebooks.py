@@ -44,11 +44,35 @@ def execute(path: str | Path, timeout: int = 7200) -> float:
     return seconds
 
 
+def timing_table() -> str:
+    """The README's notebook list: title line and full-mode minutes from each notebook's stamp."""
+    import nbformat
+
+    lines = ["| notebook | what it covers | full-mode time here |", "|---|---|---|"]
+    for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        title = nb.cells[0].source.splitlines()[0].lstrip("# ").split("·", 1)[-1].strip()
+        stamp = nb.metadata.get("vaeclust", {})
+        minutes = f"{stamp['seconds'] / 60:.1f} min" if stamp.get("mode") == "full" else "not executed"
+        lines.append(f"| [`{path.name}`](notebooks/{path.name}) | {title} | {minutes} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
-    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-    for p in paths:
-        print(f"executing {p} (full mode) ...", flush=True)
-        print(f"  done in {execute(p) / 60:.1f} min", flush=True)
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m vaeclust_tutorial.notebooks", description=__doc__)
+    p.add_argument("paths", nargs="*", type=Path, help="notebooks to execute (default: all)")
+    p.add_argument("--readme", type=Path, help="write the timing table between <!-- notebooks:start/end -->")
+    p.add_argument("--no-execute", action="store_true", help="only write the table")
+    args = p.parse_args(argv)
+    if not args.no_execute:
+        for path in args.paths or sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+            print(f"executing {path} (full mode) ...", flush=True)
+            print(f"  done in {execute(path) / 60:.1f} min", flush=True)
+    if args.readme is not None:
+        from .io import replace_between_markers
+        replace_between_markers(args.readme, "notebooks", timing_table())
     return 0
 
 

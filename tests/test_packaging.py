@@ -1,0 +1,81 @@
+"""The project's promises about itself: the two commands, the pinned lists, the notebook pairs."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _pins_from_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
+    return dict(s.split("==") for s in specs)
+
+
+def _pins_from_environment_yml():
+    pins = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"^\s+-\s+([A-Za-z0-9_.\-]+)==([^\s#]+)\s*$", line)
+        if m:
+            pins[m.group(1)] = m.group(2)
+    return pins
+
+
+def test_environment_yml_and_pyproject_pin_the_same_packages():
+    pyproject, conda = _pins_from_pyproject(), _pins_from_environment_yml()
+    assert pyproject == conda
+    for name in ("torch", "torchvision", "jupyterlab", "matplotlib", "nbval", "jupytext"):
+        assert name in pyproject
+    assert pyproject["torch"] == "2.14.1" and pyproject["torchvision"] == "0.29.1"
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = re.findall(r"^(python3 tasks\.py \w+)", readme, flags=re.M)
+    assert commands[:2] == ["python3 tasks.py run", "python3 tasks.py test"], commands
+    assert "exec python3 tasks.py test\n" in ci
+
+
+def test_there_are_five_notebooks_each_with_its_py_percent_twin():
+    assert [p.stem for p in NOTEBOOKS] == ["01_plain_vae", "02_deriving_the_loss", "03_mnist",
+                                           "04_fashion_mnist", "05_what_matters"]
+    for p in NOTEBOOKS:
+        assert p.with_suffix(".py").exists(), f"{p.name} has no .py twin"
+    assert sorted(p.stem for p in (ROOT / "notebooks").glob("0*.py")) == [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ipynb_and_py_twin_hold_the_same_cells(path):
+    import jupytext
+    twin = jupytext.read(path.with_suffix(".py"))
+    nb = nbformat.read(path, as_version=4)
+    assert [(c.cell_type, c.source.strip()) for c in nb.cells] == \
+           [(c.cell_type, c.source.strip()) for c in twin.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_come_from_a_full_run(path):
+    nb = nbformat.read(path, as_version=4)
+    stamp = nb.metadata.get("vaeclust", {})
+    assert stamp.get("mode") == "full", f"{path.name}: run `python3 tasks.py notebooks {path}`"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), f"{path.name} has unexecuted cells"
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in code for o in c.outputs)
+    assert "QUICK MODE" not in text and "quick mode" not in text
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs), "figures inline"
+
+
+def test_notebooks_import_the_package_rather_than_define_functions():
+    for p in NOTEBOOKS:
+        nb = nbformat.read(p, as_version=4)
+        defs = [line for c in nb.cells if c.cell_type == "code" for line in c.source.splitlines()
+                if line.startswith("def ") or line.startswith("class ")]
+        assert len(defs) <= 1, f"{p.name} defines {defs}: move them into the package"
