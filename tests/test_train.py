@@ -170,3 +170,22 @@ def test_invalid_configs_name_the_field_and_the_valid_values():
         preset("article-z")
     with pytest.raises(ValueError, match="CUDA is not available|unknown device"):
         train_module.resolve_device("cuda:7" if not torch.cuda.is_available() else "tpu")
+
+
+def test_notebook_reruns_reuse_their_own_folder_and_never_mix(tmp_path, monkeypatch, mnist_small):
+    from vaeclust_tutorial.train import load_or_train, notebook_run_dir
+    monkeypatch.setenv("VAECLUST_RUNS", str(tmp_path))
+    monkeypatch.setattr(train_module, "load_splits", lambda *a: mnist_small)
+    cfg = preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu")
+    lines = []
+    _, history, metrics = load_or_train(cfg, "nb", log=lines.append)
+    assert notebook_run_dir("nb") == tmp_path / "nb-quick"          # quick runs stay apart from real ones
+    assert (tmp_path / "nb-quick" / "metrics.json").exists() and any("training into" in x for x in lines)
+    before = (tmp_path / "nb-quick" / "checkpoint.pt").read_bytes()
+    _, history2, metrics2 = load_or_train(cfg, "nb", log=lines.append)  # a re-run: loads, does not retrain
+    assert "Found a finished run" in lines[-1]
+    assert metrics2 == metrics and _no_clock(history2) == _no_clock(history)
+    assert (tmp_path / "nb-quick" / "checkpoint.pt").read_bytes() == before
+    (tmp_path / "nb-quick" / "metrics.json").unlink()                  # as if the kernel died before the end
+    _, history3, metrics3 = load_or_train(cfg, "nb", log=lines.append)
+    assert metrics3["test"] == metrics["test"] and len(history3) == 2

@@ -282,10 +282,14 @@ def device_description(device: torch.device) -> str:
 
 
 def notebook_run_dir(name: str) -> Path:
-    """``runs/<name>`` at the repository root (``runs/<name>-quick`` in quick mode): each notebook
-    writes to its own folder, so re-running a notebook never mixes two runs. Notebook 03."""
-    root = data.default_data_dir().parent
-    return root / "runs" / (f"{name}-quick" if is_quick() else name)
+    """``runs/<name>`` at the repository root, or under ``$VAECLUST_RUNS`` (``<name>-quick`` in quick
+    mode): each notebook writes to its own folder, so re-running a notebook never mixes two runs,
+    and quick runs never mix with real ones. Notebook 03."""
+    import os
+
+    root = Path(os.environ["VAECLUST_RUNS"]) if os.environ.get("VAECLUST_RUNS") else \
+        data.default_data_dir().parent / "runs"
+    return root / (f"{name}-quick" if is_quick() else name)
 
 
 def load_or_train(cfg: TrainConfig, name: str, log=print):
