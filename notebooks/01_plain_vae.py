@@ -65,7 +65,7 @@ print("quick mode" if QUICK else "full mode", "| torch", torch.__version__)
 #
 # (the constant is $\mathbb{E}\log\tilde p(x)$, which no parameter changes). With
 # $p(z|x) = \mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))$, $q(z) = \mathcal N(0, I)$ and
-# $q(x|z) = \mathcal N(G(z), \tfrac1\lambda I)$ the two terms are
+# $q(x|z) = \mathcal N(G(z), \tfrac1\lambda I)$ the two terms are, up to an additive constant,
 #
 # $$
 # \frac{\lambda}{2}\,\lVert x - G(z)\rVert^2
@@ -85,7 +85,7 @@ help(vc.gaussian_kl)
 # ## 2. The data
 #
 # `vc.load` returns a split as tensors: images of shape (N, 1, 28, 28) with pixels scaled to
-# [0, 1] (byte / 255, as the article), and integer labels. The files are verified against pinned
+# [0, 1] (byte / 255, as in the article), and integer labels. The files are verified against pinned
 # SHA-256 checksums every time they are read.
 
 # %%
@@ -94,6 +94,8 @@ test = vc.load("mnist", "test", limit=2000 if QUICK else None)
 print(train.images.shape, train.labels.shape, "classes:", train.classes)
 fig = plots.reconstructions_figure(train.images[:10], train.images[10:20])
 fig.axes[0].set_title("Twenty training images")
+for ax in fig.axes:
+    ax.set_ylabel("image", rotation=0, ha="right")
 fig
 
 # %% [markdown]
@@ -103,7 +105,7 @@ fig
 # 32 then 64 filters), then two dense heads for $\mu$ and $\log\sigma^2$ ($d = 20$). The decoder
 # mirrors it with transposed convolutions and ends in a sigmoid. `article-a` is the author's first
 # draft of that network (one conv per stage, ReLU); `article-b`, the model the article reports,
-# doubles each stage. We train the cheaper `article-a` here; the clustering notebooks use `article-b`.
+# adds a stride-1 convolution to each stage and uses LeakyReLU(0.2). We train the cheaper `article-a` here; the clustering notebooks use `article-b`.
 
 # %%
 vae = vc.conv_vae("article-a")
@@ -151,8 +153,9 @@ plots.latent_figure(mu, test.labels.numpy(), classes=test.classes)
 # ## 5. Two-step clustering, measured
 #
 # The usual recipe: fit k-means (or a Gaussian mixture) with $K = 10$ on the latent means, and
-# compare the clusters with the true labels. Four scores, all in [0, 1] and all blind to how the
-# clusters are numbered:
+# compare the clusters with the true labels. Four scores, all blind to how the clusters are
+# numbered (purity, Hungarian accuracy and NMI lie in [0, 1]; ARI is at most 1, about 0 for a
+# random labelling, and can be slightly negative):
 #
 # * **purity** (the article's "accuracy"): each cluster votes for its most common class;
 # * **Hungarian accuracy** (what DEC and VaDE report): the best one-to-one matching of clusters
@@ -188,7 +191,7 @@ plots.contingency_figure(vc.contingency(test.labels.numpy(), pred, n_clusters=10
 # 1. Train for more epochs (or use `article-b`). Do the two-step scores improve with a better VAE?
 # 2. Change $\lambda$ to 1 and to 20. What happens to the reconstructions, the samples, and the
 #    k-means scores?
-# 3. k-means on the raw pixels: fit it on `train.images.flatten(1)` and compare its scores with
+# 3. k-means on the raw pixels: fit it on `test.images.flatten(1)` and compare its scores with
 #    those on the latent means.
 #
 # Solutions: `notebooks/solutions.md`.

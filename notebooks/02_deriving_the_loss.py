@@ -88,18 +88,19 @@ _ = torch.manual_seed(0)
 # \mathcal L = \mathbb{E}_{x\sim\tilde p}\,\mathbb{E}_{z\sim p(z|x)}\Big[
 #   \underbrace{-\log q(x|z)}_{\text{reconstruction}}
 # + \underbrace{\sum_y p(y|z)\log\frac{p(z|x)}{q(z|y)}}_{\text{pull } z \text{ to its cluster}}
-# + \underbrace{\mathrm{KL}\big(p(y|z)\,\Vert\,q(y)\big)}_{\text{keep clusters in use}}\Big]. \tag{4}
+# + \underbrace{\mathrm{KL}\big(p(y|z)\,\Vert\,q(y)\big)}_{\text{push } p(y|z) \text{ towards uniform}}\Big]. \tag{4}
 # $$
 #
 # ## 3. The concrete model
 #
 # * $p(z|x) = \mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))$, sampled as $z = \mu + \sigma\varepsilon$;
-# * $q(x|z) = \mathcal N(G(z), 1/\lambda)$, so term 1 is $\tfrac\lambda2\lVert x - G(z)\rVert^2$;
+# * $q(x|z) = \mathcal N(G(z), \tfrac1\lambda I)$, so term 1 is, up to a constant, $\tfrac\lambda2\lVert x - G(z)\rVert^2$;
 # * $q(z|y) = \mathcal N(\mu_y, I)$ with one learnable mean $\mu_y$ per cluster (zeros at the start);
 # * $q(y) = 1/K$, and $p(y|z)$ is a softmax classifier on $z$.
 #
-# Term 2 needs $\mathbb{E}_z \log\frac{p(z|x)}{q(z|y)}$, a KL between two diagonal Gaussians, which
-# has a closed form:
+# If the weights $p(y|z)$ are held fixed (the author's choice, examined in §4), term 2 needs
+# $\mathbb{E}_z \log\frac{p(z|x)}{q(z|y)} = \mathrm{KL}_y := \mathrm{KL}\big(p(z|x)\Vert q(z|y)\big)$,
+# a KL between two diagonal Gaussians, which has a closed form:
 #
 # $$
 # \mathrm{KL}\big(\mathcal N(\mu,\sigma^2)\,\Vert\,\mathcal N(\mu_y, I)\big)
@@ -147,7 +148,9 @@ print(f"uniform: {vc.categorical_kl(uniform_logits).item():.4f}   "
 # sample: the weights $p(y|z)$ come from one draw of $z$, while the KL inside term 2 is the
 # closed form, an exact expectation over $z$. That is neither the exact term 2 nor a plain Monte
 # Carlo estimate. The author's later script (version C) switched to a genuine one-sample
-# estimate, $\sum_y p(y|z)\,[\log p(z|x) - \log q(z|y)]$ at the sampled $z$ (`vc.cluster_kl_sample`).
+# estimate, $\sum_y p(y|z)\,[\log p(z|x) - \log q(z|y)]$ at the sampled $z$ (`vc.cluster_kl_sample`;
+# the author's script leaves out the $-\varepsilon^2/2$ part, whose gradient is zero; the package
+# keeps it so the logged value is unbiased).
 #
 # For *fixed* weights both would estimate the same number. But the weights depend on the very
 # $z$ that was drawn, so their targets differ: the one-sample estimate is unbiased for term 2 of
@@ -163,9 +166,9 @@ mu, logvar = torch.randn(1, d, generator=g), -1.0 + 0.3 * torch.randn(1, d, gene
 means = torch.randn(K, d, generator=g)
 W = torch.randn(d, K, generator=g)                              # a stand-in classifier
 z = mu + (0.5 * logvar).exp() * torch.randn(n, d, generator=g)
-q_y = torch.softmax(z @ W, -1)                                  # p(y|z) of each sampled z
+p_y = torch.softmax(z @ W, -1)                                  # p(y|z) of each sampled z (the package's outputs call it q_y)
 
-per_draw = lambda f: torch.stack([f(z[i:i + 1], q_y[i:i + 1]) for i in range(0, n, 1)])
+per_draw = lambda f: torch.stack([f(z[i:i + 1], p_y[i:i + 1]) for i in range(0, n, 1)])
 hybrid = per_draw(lambda zi, qi: vc.cluster_kl(mu, logvar, means, qi))
 single = per_draw(lambda zi, qi: vc.cluster_kl_sample(zi, mu, logvar, means, qi))
 print(f"hybrid (closed-form KL, sampled weights): mean {hybrid.mean():8.3f}   std {hybrid.std():7.3f}")
@@ -223,6 +226,7 @@ plots.toy_figure(snapshots, toy.labels.numpy())
 #    $\mu = \mu_y$ for every cluster with weight. Check it numerically with `vc.cluster_kl`.
 # 2. Train the toy with $K = 8$ on the four blobs. How many cluster means end up in use?
 # 3. Replace the closed form by the one-sample estimator in the toy
-#    (`TrainConfig(..., estimator="sample")`). Does the picture change?
+#    (`toy_run(estimator="sample", seed=0, on_epoch_end=snapshot)`, then `plots.toy_figure`).
+#    Does the picture change?
 #
 # Solutions: `notebooks/solutions.md`.

@@ -78,9 +78,9 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, "
 model, history, metrics = load_or_train(cfg, "notebook-03")
 
 # %% [markdown]
-# The training curves. Watch the categorical KL (term 3): it stays near 0 for the first epochs,
-# i.e. $p(y|z)$ is almost uniform and no cluster exists yet, then rises as the classifier commits;
-# the test scores climb from there.
+# The training curves. Watch the categorical KL (term 3): while it is near 0, $p(y|z)$ is almost
+# uniform and no cluster exists yet (for version A this lasts about 4 epochs; read B's off the
+# curve); it rises as the classifier commits, and the test scores climb from there.
 
 # %%
 plots.training_curves_figure(history)
@@ -94,7 +94,7 @@ plots.training_curves_figure(history)
 # %%
 test = vc.load(DATASET, "test")
 train = vc.load(DATASET, "train", limit=2000 if vc.is_quick() else None)
-pred, mu, q_y = vc.predict(model, test.images, return_codes=True)
+pred, mu, p_y = vc.predict(model, test.images, return_codes=True)  # p_y: p(y|mu(x)), (N, K)
 scores = vc.clustering_scores(test.labels.numpy(), pred)
 train_scores = vc.evaluate(model, train)
 print(f"{'':6} {'purity':>7} {'Hungarian':>10} {'NMI':>6} {'ARI':>6}")
@@ -107,12 +107,13 @@ for name, s in (("test", scores), ("train", train_scores)):
 # every cluster it lands in. Hungarian accuracy insists on a one-to-one map of clusters to
 # classes (`scipy.optimize.linear_sum_assignment`). They agree when each class wins exactly one
 # cluster; they differ when a class is split over two clusters and another has none. The matrix
-# below (clusters × true classes) shows which case we are in. With $K$ clusters purity can only
-# rise as $K$ grows ($K = N$ gives 100 %); Hungarian accuracy cannot (notebook 05).
+# below (clusters × true classes) shows which case we are in. Splitting a cluster never lowers
+# purity ($K = N$ gives 100 %), while Hungarian accuracy gains nothing from it: only as many
+# clusters as classes can be matched (notebook 05).
 
 # %%
 matrix = vc.contingency(test.labels.numpy(), pred, n_clusters=model.n_clusters, n_classes=10)
-majority = matrix.argmax(1)
+majority = vc.metrics.cluster_to_class(test.labels.numpy(), pred, model.n_clusters)  # -1: empty cluster
 print("majority class of each cluster:", majority.tolist())
 print("classes that win no cluster:", sorted(set(range(10)) - set(majority.tolist())))
 plots.contingency_figure(matrix, test.classes)
@@ -134,15 +135,17 @@ plots.cluster_samples_figure(train.images, train_pred, model.n_clusters, labels=
 # cluster mixes two digits generate both.
 
 # %%
-names = [f"cluster {k}\n({test.classes[c]})" for k, c in enumerate(majority)]
+train_majority = vc.metrics.cluster_to_class(train.labels.numpy(), train_pred, model.n_clusters)
+names = [f"cluster {k}\n({train.classes[c] if c >= 0 else 'empty'})" for k, c in enumerate(train_majority)]
 plots.generations_figure(model, per_cluster=12, seed=0, row_names=names)
 
 # %% [markdown]
 # ## 5. The latent space
 #
 # The test codes $\mu(x)$ on their first two principal axes, coloured by the true digit (left) and
-# by the predicted cluster (right). Compare with notebook 01: the groups are tighter, because term 2
-# pulls each code to its cluster's Gaussian.
+# by the predicted cluster (right). Compare with notebook 01: the groups are further apart, because
+# term 2 pulls each code towards its own cluster's mean $\mu_y$ rather than towards one shared
+# origin (notebook 01's VAE is also a smaller model trained for 3 epochs, so compare loosely).
 
 # %%
 plots.latent_figure(mu, test.labels.numpy(), pred, classes=test.classes)

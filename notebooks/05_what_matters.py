@@ -95,7 +95,7 @@ for w in (1.0, 0.0):
     print(f"{'':34} cluster sizes {sizes.tolist()}")
 
 # %% [markdown]
-# ## 3. More clusters than classes: purity rises, Hungarian accuracy cannot
+# ## 3. More clusters than classes: purity is not penalised, Hungarian accuracy is
 #
 # Give the toy $K = 8$ clusters for its 4 blobs. If the model splits each blob in two, every
 # cluster is pure: purity stays at 1. Hungarian accuracy matches only 4 of the 8 clusters to the 4
@@ -166,10 +166,10 @@ Markdown(results.summary_markdown(Path(vc.__file__).resolve().parent.parent / "r
 # ## Exercises
 #
 # 1. Find, on the toy, the smallest $\lambda$ at which clusters still form with seed 0. Does it
-#    depend on the radius of the blobs (`vc.data.toy_mixture(radius=...)`)? Why would it?
+#    depend on the radius of the blobs (`toy_run(lam=..., radius=...)`)? Why would it?
 # 2. Replace the per-sample term 3 by a KL of the *batch-mean* $p(y|z)$ to uniform (write it as a
 #    new function next to `vc.categorical_kl`). Which of sections 2 and 3 change?
-# 3. With five seeds per configuration, is the difference between the two estimators in section 4
-#    larger than the seed-to-seed spread of section 5?
+# 3. With five seeds per configuration, is the difference between the two estimators in section 5
+#    larger than the seed-to-seed spread of section 4?
 #
 # Solutions: `notebooks/solutions.md`.

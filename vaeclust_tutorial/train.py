@@ -314,17 +314,19 @@ def load_or_train(cfg: TrainConfig, name: str, log=print):
     return result.model.eval(), result.history, result.metrics
 
 
-def toy_run(*, epochs: int = 40, k: int = 4, n_points: int = 2000, on_epoch_end=None, **overrides) -> TrainResult:
+def toy_run(*, epochs: int = 40, k: int = 4, n_points: int = 2000, radius: float = 4.0, std: float = 0.7,
+            on_epoch_end=None, **overrides) -> TrainResult:
     """Train :func:`~vaeclust_tutorial.models.toy_cluster_vae` on :func:`~vaeclust_tutorial.data.toy_mixture`.
 
-    Seconds on a CPU. Defaults: ``k`` = 4 blobs, K = ``n_clusters`` = 4, lambda 50, batch 20;
-    ``overrides`` change any :class:`TrainConfig` field. Notebooks 02 and 05.
+    Seconds on a CPU. Defaults: ``k`` = 4 blobs of std ``std`` on a circle of radius ``radius``,
+    K = ``n_clusters`` = 4, lambda 50, batch 20; ``overrides`` change any :class:`TrainConfig`
+    field. Notebooks 02 and 05.
     """
     from .models import toy_cluster_vae
 
     fields = dict(epochs=epochs, batch_size=20, lam=50.0, n_clusters=k, latent_dim=2, device="cpu")
     cfg = TrainConfig(**{**fields, **overrides})
-    toy = data.toy_mixture(n=n_points, k=k, seed=0)
+    toy = data.toy_mixture(n=n_points, k=k, seed=0, radius=radius, std=std)
     torch.manual_seed(cfg.seed)
     model = toy_cluster_vae(n_clusters=cfg.n_clusters, latent_dim=cfg.latent_dim)
     return train(cfg, splits=(toy, toy), model=model, progress=False, on_epoch_end=on_epoch_end)
