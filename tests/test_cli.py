@@ -80,6 +80,23 @@ def test_train_evaluate_sample_figures(capsys, tmp_path):
         "cluster_generations.png", "cluster_samples.png", "contingency_test.png", "training_curves.png"]
 
 
+def test_train_resume_extends_a_run_then_evaluate(capsys, tmp_path):
+    out_dir = tmp_path / "run"
+    base = ["train", "--dataset", "mnist", "--config", "article-a", "--out", str(out_dir), "--no-progress"]
+    assert run(capsys, *base, "--epochs", "1")[0] == 0
+    code, out, err = run(capsys, *base, "--epochs", "2", "--resume")
+    assert code == 0, err
+    assert "resuming" in err and "after epoch 1/2" in err
+    assert [h["epoch"] for h in json.loads((out_dir / "history.json").read_text())] == [1, 2]
+    code, _, err = run(capsys, *base, "--epochs", "1", "--resume")
+    assert code == 2 and "already trained 2 epochs" in err
+    code, _, err = run(capsys, *base, "--epochs", "2", "--resume", "--seed", "3")
+    assert code == 2 and "another configuration" in err
+    code, out, _ = run(capsys, "evaluate", "--checkpoint", str(out_dir / "checkpoint.pt"), "--dataset", "mnist",
+                       "--split", "train")
+    assert code == 0 and json.loads(out)["n_samples"] == 60000
+
+
 def test_bad_checkpoint_file_gives_an_error_not_a_traceback(capsys, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"definitely not a checkpoint")

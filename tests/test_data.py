@@ -39,6 +39,11 @@ def test_idx_round_trip_and_bad_header():
         data.parse_idx(data.encode_idx(a)[:-1])
 
 
+def test_missing_directory_says_how_to_prepare(tmp_path):
+    with pytest.raises(data.DataError, match="run `python -m vaeclust_tutorial prepare --dataset mnist`"):
+        data.load("mnist", "test", data_dir=tmp_path / "nowhere", prepare_missing=False)
+
+
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(ValueError, match=r"valid datasets are \['fashion-mnist', 'mnist'\]"):
         data.load("cifar10")

@@ -194,11 +194,16 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
     history, start_epoch = [], 0
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
-        if state["config"] != cfg:
-            diff = {k: (v, getattr(cfg, k)) for k, v in state["config"].to_dict().items() if getattr(cfg, k) != v}
+        # Only the number of epochs may change on resume (to extend a finished run).
+        diff = {k: (v, getattr(cfg, k)) for k, v in state["config"].to_dict().items()
+                if getattr(cfg, k) != v and k != "epochs"}
+        if diff:
             raise checkpoint.CheckpointError(
                 f"{ckpt_path} was written with another configuration (checkpoint vs now: {diff}); "
                 f"resume with the same options or use another output folder")
+        if state["epoch"] > cfg.epochs:
+            raise ValueError(f"{ckpt_path} has already trained {state['epoch']} epochs, more than "
+                             f"epochs={cfg.epochs}; pass --epochs {state['epoch']} or more")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], generator, device)
