@@ -63,11 +63,14 @@ def summarize(records: list[dict]) -> list[dict]:
     return rows
 
 
-def _fmt(stat: dict, pct: bool) -> str:
+def _fmt(stat: dict, pct: bool, n: int) -> str:
     scale, unit = (100, " %") if pct else (1, "")
-    return (f"{stat['mean'] * scale:.1f} ± {stat['std'] * scale:.1f}{unit} "
-            f"({stat['min'] * scale:.1f}–{stat['max'] * scale:.1f})" if pct else
-            f"{stat['mean']:.3f} ± {stat['std']:.3f}")
+    if n == 1:   # one run has no spread to report
+        return f"{stat['mean'] * scale:.{1 if pct else 3}f}{unit} (1 run)"
+    if pct:
+        return (f"{stat['mean'] * scale:.1f} ± {stat['std'] * scale:.1f}{unit} "
+                f"({stat['min'] * scale:.1f}–{stat['max'] * scale:.1f})")
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
 def summary_markdown(results_dir: str | Path = "results") -> str:
@@ -76,10 +79,11 @@ def summary_markdown(results_dir: str | Path = "results") -> str:
              "| test NMI | test ARI | train purity | minutes/run | device |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        n = r["n"]
         lines.append(f"| {r['dataset']} | {r['config']} | {r['epochs']} | {','.join(map(str, r['seeds']))} "
-                     f"| {_fmt(r['test_purity'], True)} | {_fmt(r['test_accuracy'], True)} "
-                     f"| {_fmt(r['test_nmi'], False)} | {_fmt(r['test_ari'], False)} "
-                     f"| {_fmt(r['train_purity'], True)} | {r['minutes']:.0f} | {'; '.join(r['devices'])} |")
+                     f"| {_fmt(r['test_purity'], True, n)} | {_fmt(r['test_accuracy'], True, n)} "
+                     f"| {_fmt(r['test_nmi'], False, n)} | {_fmt(r['test_ari'], False, n)} "
+                     f"| {_fmt(r['train_purity'], True, n)} | {r['minutes']:.0f} | {'; '.join(r['devices'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -191,7 +191,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         model.to(memory_format=MEMORY_FORMAT)
         x_train = x_train.contiguous(memory_format=MEMORY_FORMAT)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    history, start_epoch = [], 0
+    history, start_epoch, started_at = [], 0, git_commit()
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
         # Only the number of epochs may change on resume (to extend a finished run).
@@ -208,6 +208,15 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], generator, device)
         history, start_epoch = list(state["history"]), int(state["epoch"])
+        started_at = state.get("git_commit_start", started_at)
+        done = out_dir / "metrics.json"
+        if start_epoch == cfg.epochs and done.exists():
+            # A finished run: report its record as written at the end, never rewrite it.
+            import json
+            log(f"{ckpt_path} is a finished run ({start_epoch}/{cfg.epochs} epochs): nothing to train")
+            model.eval()
+            return TrainResult(model=model, history=history, metrics=json.loads(done.read_text()),
+                               out_dir=out_dir)
         log(f"resuming {ckpt_path} after epoch {start_epoch}/{cfg.epochs}")
 
     n, bs = len(x_train), cfg.batch_size
@@ -249,7 +258,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                 checkpoint.save(ckpt_path, {
                     "package_version": __version__, "config": cfg.to_dict(), "epoch": epoch,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "history": history, "rng": _rng_state(generator, device)})
+                    "history": history, "rng": _rng_state(generator, device),
+                    "git_commit_start": started_at})
                 atomic_write_json(out_dir / "history.json", history)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model, entry)
@@ -262,6 +272,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
 
     metrics = final_metrics(model, cfg, train_split, test_split, device, dtype,
                             wall_seconds=time.perf_counter() - wall_start)
+    metrics["git_commit_start"] = started_at     # the code that began the run (resumes may be later)
     if out_dir is not None:
         atomic_write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model=model, history=history, metrics=metrics, out_dir=out_dir)
