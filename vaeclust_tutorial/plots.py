@@ -30,7 +30,7 @@ def image_grid(images, nrow: int, pad: int = 1) -> np.ndarray:
     x = x.reshape(len(x), *x.shape[-2:])
     n, h, w = x.shape
     rows = max(1, -(-n // nrow))
-    grid = np.ones((rows * (h + pad) - pad, nrow * (w + pad) - pad), dtype=np.float32)
+    grid = np.zeros((rows * (h + pad) - pad, nrow * (w + pad) - pad), dtype=np.float32)  # 0 = white (gray_r)
     for i in range(n):
         r, c = divmod(i, nrow)
         grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = x[i]
