@@ -186,6 +186,11 @@ plots.contingency_figure(vc.contingency(test.labels.numpy(), pred, n_clusters=10
 # is to put the cluster into the model itself: a discrete latent $y$ beside $z$, so that encoding
 # *is* clustering and generation can be asked for one cluster at a time. Notebook 02 derives it.
 #
+# Keep the scores above: a well-fitted Gaussian mixture on a plain VAE's codes is a strong
+# baseline, and whether the one-step model beats it depends on the run (notebook 03 prints its
+# scores; the README's results table gives the spread over seeds). What the one-step model adds
+# for certain is a generator per cluster, trained together with the clustering.
+#
 # ## Exercises
 #
 # 1. Train for more epochs (or use `article-b`). Do the two-step scores improve with a better VAE?

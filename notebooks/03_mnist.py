@@ -163,8 +163,13 @@ if vc.is_quick():
     print("QUICK MODE: a few epochs on a subset; this number says nothing about the method.")
 
 # %% [markdown]
-# One run is one draw: the README's results table gives the mean ± std over seeds and the command
-# that reproduces each row; notebook 05 discusses the spread.
+# One run is one draw. When a run lands well below the article, the contingency matrix and the
+# generations above usually show why: a local optimum in which one digit takes two clusters
+# (upright and slanted 1s are the classic pair) and, since there are only ten clusters, two other
+# pairs of digits must then share one (4 with 9, 3 with 5). Purity counts both shared clusters
+# for one digit only; Hungarian accuracy additionally loses one of the two "1" clusters. Other
+# seeds find other optima: the README's results table gives the mean ± std over seeds and the
+# command that reproduces each row; notebook 05 discusses the spread.
 #
 # ## Exercises
 #

@@ -12,6 +12,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from .config import progress_wanted
 from .losses import vae_loss
 from .metrics import clustering_scores
 from .models import VAE
@@ -27,7 +28,7 @@ def train_vae(model: VAE, images: torch.Tensor, *, epochs: int, lam: float = 5.0
     x = images.contiguous(memory_format=MEMORY_FORMAT)
     opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7)
     steps, history = math.ceil(len(x) / batch_size), []
-    bar = tqdm(total=epochs * steps, disable=not progress, mininterval=1.0, desc="plain VAE", unit="step")
+    bar = tqdm(total=epochs * steps, disable=not progress_wanted(progress), mininterval=1.0, desc="plain VAE", unit="step")
     for epoch in range(1, epochs + 1):
         perm, sums = torch.randperm(len(x), generator=g), torch.zeros(3)
         for i in range(steps):

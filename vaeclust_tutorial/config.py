@@ -42,6 +42,12 @@ def is_quick() -> bool:
     return os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def progress_wanted(progress: bool = True) -> bool:
+    """``progress`` unless ``VAECLUST_NO_PROGRESS`` is set (the notebook executor sets it: a saved
+    progress widget would show a frozen 0 % to readers of the committed notebooks)."""
+    return progress and not os.environ.get("VAECLUST_NO_PROGRESS")
+
+
 def quick_banner() -> str:
     """The line printed on every output of a quick run, so nobody mistakes it for a real one."""
     return (f"QUICK MODE ({QUICK_ENV}=1): {QUICK_EPOCHS} epochs on {QUICK_TRAIN} training "

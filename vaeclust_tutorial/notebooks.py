@@ -30,11 +30,13 @@ def execute(path: str | Path, timeout: int = 7200) -> float:
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     saved = os.environ.pop("VAECLUST_QUICK", None)
+    os.environ["VAECLUST_NO_PROGRESS"] = "1"   # the kernel inherits it: no frozen progress widgets
     t0 = time.perf_counter()
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
+        os.environ.pop("VAECLUST_NO_PROGRESS")
         if saved is not None:
             os.environ["VAECLUST_QUICK"] = saved
     seconds = time.perf_counter() - t0

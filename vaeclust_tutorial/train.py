@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, data
-from .config import TrainConfig, is_quick, quick_banner
+from .config import TrainConfig, is_quick, progress_wanted, quick_banner
 from .io import atomic_write_json, check_output_dir
 from .losses import TERM_NAMES, cluster_vae_loss
 from .metrics import clustering_scores
@@ -170,6 +170,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
     ``on_epoch_end(epoch, model, entry)``: called after each epoch (snapshots for figures).
     """
     cfg = TrainConfig.from_dict(cfg.to_dict())  # validates, and decouples from the caller's object
+    progress = progress_wanted(progress)
     device = resolve_device(cfg.device)
     dtype = resolve_precision(cfg.precision, device)
     ckpt_path = None
