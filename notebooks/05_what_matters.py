@@ -44,7 +44,7 @@ import statistics
 import torch
 
 import vaeclust_tutorial as vc
-from vaeclust_tutorial import results
+from vaeclust_tutorial import plots, results
 from vaeclust_tutorial.train import toy_run
 
 QUICK = vc.is_quick()
@@ -104,8 +104,22 @@ for w in (1.0, 0.0):
 # comparable with one at $K = 10$.
 
 # %%
+toy, last = vc.data.toy_mixture(n=2000, k=4, seed=0), []   # the points toy_run trains on
 for K in (4, 8):
-    report(f"K = {K} clusters for 4 blobs", toy_run(epochs=EPOCHS, n_clusters=K, seed=0))
+    report(f"K = {K} clusters for 4 blobs", toy_run(
+        epochs=EPOCHS, n_clusters=K, seed=0,
+        on_epoch_end=lambda e, m, _: last.append(plots.toy_snapshot(m, toy.images, e)) if e == EPOCHS else None))
+
+# %% [markdown]
+# The two final latent planes side by side (crosses: cluster means; shaded: where the classifier
+# picks each cluster). With $K = 8$, look for blobs cut in two by a region boundary, and for
+# means that no blob uses.
+
+# %%
+fig = plots.toy_figure(last, toy.labels.numpy())
+for ax, K in zip(fig.axes, (4, 8)):
+    ax.set_title(f"K = {K}")
+fig
 
 # %% [markdown]
 # ## 4. Seed-to-seed spread

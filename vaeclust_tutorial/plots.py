@@ -214,14 +214,15 @@ def toy_figure(snapshots: list, labels) -> Figure:
 
     fig = _figure((3.0 * len(snapshots), 3.2))
     axes = np.atleast_1d(fig.subplots(1, len(snapshots)))
-    k = snapshots[0]["means"].shape[0]
-    cmap = ListedColormap([f"C{i}" for i in range(k)])
+    labels = np.asarray(labels)
     for ax, s in zip(axes, snapshots):
-        lim = s["lim"]
+        lim, k = s["lim"], s["means"].shape[0]
+        n = max(k, int(labels.max()) + 1)                      # colours for clusters and for true blobs
+        cmap = ListedColormap([f"C{i % 10}" for i in range(n)])
         ax.imshow(s["regions"], origin="lower", extent=(-lim, lim, -lim, lim), cmap=cmap, alpha=0.18,
-                  vmin=-0.5, vmax=k - 0.5)
-        ax.scatter(s["mu"][:, 0], s["mu"][:, 1], c=np.asarray(labels), cmap=cmap, s=3, vmin=-0.5, vmax=k - 0.5)
-        ax.scatter(s["means"][:, 0], s["means"][:, 1], marker="X", s=90, c=[f"C{i}" for i in range(k)],
+                  vmin=-0.5, vmax=n - 0.5)
+        ax.scatter(s["mu"][:, 0], s["mu"][:, 1], c=labels, cmap=cmap, s=3, vmin=-0.5, vmax=n - 0.5)
+        ax.scatter(s["means"][:, 0], s["means"][:, 1], marker="X", s=90, c=[f"C{i % 10}" for i in range(k)],
                    edgecolors="black", linewidths=1.2)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], title=f"epoch {s['epoch']}")
     axes[0].set_ylabel("latent z (2-D)")
