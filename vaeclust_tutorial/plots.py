@@ -197,10 +197,14 @@ def write_run_figures(checkpoint_path, out_dir) -> list[Path]:
 
 
 @torch.inference_mode()
-def toy_snapshot(model, points, epoch: int, lim: float = 4.0, n_grid: int = 120) -> dict:
-    """What the toy of notebook 02 looks like in latent space at one epoch (for :func:`toy_figure`)."""
+def toy_snapshot(model, points, epoch: int, lim: float | None = None, n_grid: int = 120) -> dict:
+    """What the toy of notebook 02 looks like in latent space at one epoch (for :func:`toy_figure`).
+
+    ``lim``: half-width of the window; by default wide enough for every code and mean."""
     model.eval()
     mu, _ = model.encode(points)
+    if lim is None:
+        lim = 1.1 * max(float(mu.abs().max()), float(model.means.detach().abs().max()), 1.0)
     axis = torch.linspace(-lim, lim, n_grid)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)   # (n_grid^2, 2)
     regions = model.classifier(grid).argmax(1).reshape(n_grid, n_grid)
