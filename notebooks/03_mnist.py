@@ -37,7 +37,6 @@ if importlib.util.find_spec("vaeclust_tutorial") is None:
     source = os.environ.get("VAECLUST_SOURCE", str(Path.cwd().parent))  # a folder or a git URL
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
 
-import numpy as np
 # %matplotlib inline
 import torch
 

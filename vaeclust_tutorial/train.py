@@ -14,6 +14,7 @@ same numbers as an uninterrupted run.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import subprocess
 import time
@@ -213,7 +214,6 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         done = out_dir / "metrics.json"
         if start_epoch == cfg.epochs and done.exists():
             # A finished run: report its record as written at the end, never rewrite it.
-            import json
             log(f"{ckpt_path} is a finished run ({start_epoch}/{cfg.epochs} epochs): nothing to train")
             model.eval()
             return TrainResult(model=model, history=history, metrics=json.loads(done.read_text()),
@@ -324,7 +324,6 @@ def load_or_train(cfg: TrainConfig, name: str, log=print):
     if done.exists():
         model, state = checkpoint.model_from_checkpoint(run_dir / "checkpoint.pt")
         log(f"Found a finished run in {run_dir}, loading it.")
-        import json
         return model, state["history"], json.loads(done.read_text())
     log(f"No pretrained model for {cfg.dataset}: training into {run_dir} (re-running resumes).")
     result = train(cfg, run_dir, resume=True, log=log)
