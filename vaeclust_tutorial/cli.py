@@ -1,6 +1,6 @@
 """Command line: ``python -m vaeclust_tutorial COMMAND`` (or ``vaeclust COMMAND``).
 
-Commands: ``prepare``, ``train``, ``evaluate``, ``sample``, ``figures``, ``bench``,
+Commands: ``prepare``, ``train``, ``sweep``, ``evaluate``, ``sample``, ``figures``, ``bench``,
 ``results``, ``ship``. ``python -m vaeclust_tutorial COMMAND --help`` explains every option.
 """
 
@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue from OUT/checkpoint.pt (needed when it exists)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    s = sub.add_parser("sweep", help="several train runs at once (seeds, configs), resumable",
+                       description="Run train for each DATASET:CONFIG:SEEDS, JOBS at a time, into "
+                                   "RUNS/<dataset>-<config>-seed<N>/ with --resume; finished runs are skipped.")
+    s.add_argument("specs", nargs="+", metavar="DATASET:CONFIG:SEEDS",
+                   help="e.g. mnist:article-b:0-4 fashion-mnist:article-c:0,1,2")
+    s.add_argument("--jobs", type=_positive_int(1, "--jobs"), default=1,
+                   help="runs at the same time (default 1; on a GPU 8 or more)")
+    s.add_argument("--epochs", type=_positive_int(1, "--epochs"), default=50, help="epochs (default 50)")
+    s.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default ./runs")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    s.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default), bf16, auto")
+    s.add_argument("--stop-after", type=_positive_float("--stop-after"), metavar="SECONDS",
+                   help="stop the runs still going after this long (they resume next time)")
+
     s = sub.add_parser("evaluate", help="score a checkpoint: purity, accuracy, NMI, ARI (JSON)",
                        description="Print JSON with purity, accuracy (Hungarian), nmi, ari and n_samples.")
     s.add_argument("--checkpoint", required=True, type=_existing_file, help="a checkpoint.pt file")
@@ -172,6 +186,16 @@ def cmd_train(args):
                       "wall_seconds": result.metrics["wall_seconds"], "out": str(args.out)}, indent=2))
 
 
+def cmd_sweep(args):
+    from .sweep import parse_spec, sweep
+    specs = [spec for text in args.specs for spec in parse_spec(text)]
+    rows = sweep(specs, args.runs_dir, jobs=args.jobs, epochs=args.epochs, device=args.device,
+                 precision=args.precision, stop_after=args.stop_after,
+                 log=lambda msg: print(msg, file=sys.stderr))
+    print(json.dumps(rows, indent=2))
+    return 0 if all(r["status"] == "finished" for r in rows) else 1
+
+
 def cmd_evaluate(args):
     import numpy as np
 
@@ -241,5 +265,6 @@ def cmd_ship(args):
     print(json.dumps(ship(args.checkpoint, args.out), indent=2))
 
 
-COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate,
+            "sample": cmd_sample,
             "figures": cmd_figures, "bench": cmd_bench, "results": cmd_results, "ship": cmd_ship}

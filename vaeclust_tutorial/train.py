@@ -133,10 +133,11 @@ def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
 
 
 def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["shuffle"])
+    # RNG states are CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
+    torch.set_rng_state(state["torch"].cpu())
+    generator.set_state(state["shuffle"].cpu())
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def _check_finite(terms, epoch: int, step: int, ckpt_path) -> None:

@@ -1,0 +1,135 @@
+"""Several training runs at once: ``python -m vaeclust_tutorial sweep mnist:article-b:0-4 ...``.
+
+Each run is the ordinary ``train`` command in its own process, writing
+``RUNS/<dataset>-<config>-seed<N>/`` (the names ``results`` expects) with ``--resume``,
+so a sweep that is stopped (Ctrl-C, ``--stop-after``, a kill) loses at most the
+epoch each run was in, and the same command carries on. A finished run is skipped.
+On a GPU several small runs share the card far better than one (each process
+keeps it busy while the others launch kernels); on a CPU use ``--jobs 1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import DATASETS, PRESETS
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    dataset: str
+    config: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.config}-seed{self.seed}"
+
+
+def parse_spec(text: str) -> list[RunSpec]:
+    """``DATASET:CONFIG:SEEDS`` with SEEDS as ``3``, ``0-4`` or ``0,2,5`` -> one RunSpec per seed."""
+    parts = text.split(":")
+    fix = "write DATASET:CONFIG:SEEDS, e.g. mnist:article-b:0-4 or fashion-mnist:article-c:0,2"
+    if len(parts) != 3:
+        raise ValueError(f"run spec {text!r} is not DATASET:CONFIG:SEEDS; {fix}")
+    dataset, config, seeds = parts
+    if dataset not in DATASETS:
+        raise ValueError(f"run spec {text!r}: unknown dataset {dataset!r}; valid datasets are {list(DATASETS)}")
+    if config not in PRESETS:
+        raise ValueError(f"run spec {text!r}: unknown config {config!r}; valid configs are {list(PRESETS)}")
+    values: list[int] = []
+    for chunk in seeds.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", chunk.strip())
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise ValueError(f"run spec {text!r}: seeds {seeds!r} are not like 3, 0-4 or 0,2,5; {fix}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        values.extend(range(lo, hi + 1))
+    return [RunSpec(dataset, config, s) for s in dict.fromkeys(values)]
+
+
+def train_command(spec: RunSpec, out: Path, epochs: int, device: str, precision: str) -> list[str]:
+    return [sys.executable, "-m", "vaeclust_tutorial", "train", "--dataset", spec.dataset,
+            "--config", spec.config, "--seed", str(spec.seed), "--epochs", str(epochs),
+            "--out", str(out), "--resume", "--no-progress", "--device", device, "--precision", precision]
+
+
+def epochs_done(out: Path) -> int:
+    """Epochs recorded in the run's history (0 when none): what a stopped run keeps."""
+    try:
+        return len(json.loads((out / "history.json").read_text()))
+    except (OSError, ValueError):
+        return 0
+
+
+def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1, epochs: int = 50,
+          device: str = "auto", precision: str = "fp32", stop_after: float | None = None,
+          threads: int | None = None, log=print) -> list[dict]:
+    """Run ``specs`` ``jobs`` at a time; returns one row per run (name, status, epochs, test scores).
+
+    ``stop_after`` (seconds) stops the runs still going then (they resume next time);
+    ``threads`` sets OMP_NUM_THREADS per run (default: the cores shared among the jobs).
+    Each run's output goes to ``RUNS/<name>.log``.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs!r} is invalid: it must be >= 1")
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads or max(1, (os.cpu_count() or 1) // jobs)),
+               PYTHONUNBUFFERED="1")
+    pending = [s for s in specs if not (runs_dir / s.name / "metrics.json").exists()]
+    for s in specs:
+        if s not in pending:
+            log(f"{s.name}: finished earlier, skipped")
+    running: dict[RunSpec, tuple[subprocess.Popen, object]] = {}
+    returncodes: dict[RunSpec, int | None] = {}
+    start = time.monotonic()
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                spec = pending.pop(0)
+                out = runs_dir / spec.name
+                logfile = open(runs_dir / f"{spec.name}.log", "ab")
+                running[spec] = (subprocess.Popen(train_command(spec, out, epochs, device, precision),
+                                                  stdout=logfile, stderr=subprocess.STDOUT, env=env), logfile)
+                log(f"{spec.name}: started (log {runs_dir / (spec.name + '.log')})")
+            for spec, (proc, logfile) in list(running.items()):
+                if proc.poll() is not None:
+                    logfile.close()
+                    returncodes[spec] = proc.returncode
+                    del running[spec]
+                    log(f"{spec.name}: {'finished' if proc.returncode == 0 else f'failed (exit {proc.returncode})'}"
+                        f" after {time.monotonic() - start:.0f} s")
+            if stop_after is not None and time.monotonic() - start > stop_after and running:
+                log(f"--stop-after {stop_after:g} s reached: stopping {len(running)} run(s); "
+                    f"the same command resumes them")
+                break
+            time.sleep(1.0)
+    finally:
+        for spec, (proc, logfile) in running.items():
+            proc.terminate()
+            proc.wait()
+            logfile.close()
+            returncodes[spec] = None
+    return [_row(s, runs_dir, epochs, returncodes.get(s, 0)) for s in specs]
+
+
+def _row(spec: RunSpec, runs_dir: Path, epochs: int, returncode: int | None) -> dict:
+    out = runs_dir / spec.name
+    row = {"run": spec.name, "epochs": epochs_done(out)}
+    metrics = out / "metrics.json"
+    if metrics.exists():
+        test = json.loads(metrics.read_text())["test"]
+        row.update(status="finished", purity=test["purity"], accuracy=test["accuracy"])
+    elif returncode is None:
+        row["status"] = f"stopped after epoch {row['epochs']}/{epochs} (resumable)"
+    else:
+        row["status"] = f"failed (exit {returncode}; see {runs_dir / (spec.name + '.log')})"
+    return row
