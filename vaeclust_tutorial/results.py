@@ -51,8 +51,10 @@ def summarize(records: list[dict]) -> list[dict]:
     for (dataset, model, epochs), runs in sorted(groups.items()):
         row = {"dataset": dataset, "config": model, "epochs": epochs, "n": len(runs),
                "seeds": sorted(r["seed"] for r in runs),
-               "devices": sorted({r["device"] for r in runs}),
-               "minutes": statistics.mean(r["wall_seconds"] for r in runs) / 60}
+               "devices": {d: sum(r["device"] == d for r in runs) for d in sorted({r["device"] for r in runs})},
+               "minutes": statistics.mean(r["wall_seconds"] for r in runs) / 60,
+               "minutes_min": min(r["wall_seconds"] for r in runs) / 60,
+               "minutes_max": max(r["wall_seconds"] for r in runs) / 60}
         for split in ("test", "train"):
             for m in METRICS:
                 values = [r[split][m] for r in runs]
@@ -76,14 +78,31 @@ def _fmt(stat: dict, pct: bool, n: int) -> str:
 def summary_markdown(results_dir: str | Path = "results") -> str:
     rows = summarize(load_results(results_dir))
     lines = ["| dataset | config | epochs | seeds | test purity (min–max) | test Hungarian acc. (min–max) "
-             "| test NMI | test ARI | train purity | minutes/run | device |",
+             "| test NMI | test ARI | train purity | minutes/run (min–max) | device (runs) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         n = r["n"]
         lines.append(f"| {r['dataset']} | {r['config']} | {r['epochs']} | {','.join(map(str, r['seeds']))} "
                      f"| {_fmt(r['test_purity'], True, n)} | {_fmt(r['test_accuracy'], True, n)} "
                      f"| {_fmt(r['test_nmi'], False, n)} | {_fmt(r['test_ari'], False, n)} "
-                     f"| {_fmt(r['train_purity'], True, n)} | {r['minutes']:.0f} | {'; '.join(r['devices'])} |")
+                     f"| {_fmt(r['train_purity'], True, n)} | {_minutes(r)} "
+                     f"| {'; '.join(f'{d} ({k})' for d, k in r['devices'].items())} |")
+    return "\n".join(lines) + "\n"
+
+
+def _minutes(row: dict) -> str:
+    lo, hi = round(row["minutes_min"]), round(row["minutes_max"])
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
+
+
+def runs_markdown(results_dir: str | Path = "results") -> str:
+    """One line per run: the seeds behind each mean, with the device each ran on."""
+    lines = ["| dataset | config | seed | test purity | test Hungarian acc. | test NMI | minutes | device |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(load_results(results_dir), key=lambda r: (r["dataset"], r["model"], r["seed"])):
+        t = r["test"]
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['seed']} | {100 * t['purity']:.1f} % "
+                     f"| {100 * t['accuracy']:.1f} % | {t['nmi']:.3f} | {r['wall_seconds'] / 60:.0f} | {r['device']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -92,4 +111,6 @@ def write_summary(results_dir: str | Path = "results") -> None:
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(results_dir / "summary.json", summarize(load_results(results_dir)))
-    atomic_write_bytes(results_dir / "summary.md", summary_markdown(results_dir).encode())
+    text = (summary_markdown(results_dir) + "\nEach run (`results/<dataset>-<config>-seed<N>.json`):\n\n"
+            + runs_markdown(results_dir))
+    atomic_write_bytes(results_dir / "summary.md", text.encode())
