@@ -38,7 +38,7 @@ def test_bad_values_are_rejected_with_what_is_valid(capsys, argv, message):
 def test_help_explains_every_command(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for command in ("prepare", "train", "evaluate", "sample", "figures", "bench", "results", "ship"):
+    for command in ("prepare", "train", "sweep", "evaluate", "sample", "figures", "bench", "results", "ship"):
         assert command in out
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "--resume" in out and "article-b" in out and "lambda" in out

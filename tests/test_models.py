@@ -74,3 +74,24 @@ def test_generate_and_plain_vae():
 def test_toy_model_has_the_same_output_structure():
     out = toy_cluster_vae(n_clusters=3)(torch.randn(7, 2))
     assert out.x_hat.shape == (7, 2) and out.mu.shape == (7, 2) and out.q_y.shape == (7, 3)
+
+
+def test_classifier_sees_the_sampled_z_in_training_and_the_mean_at_evaluation():
+    torch.manual_seed(0)
+    model = conv_cluster_vae("article-b")
+    x = torch.rand(8, 1, 28, 28)
+    out = model(x)
+    assert torch.allclose(out.logits, model.classifier(out.z))
+    assert not torch.allclose(out.z, out.mu)                         # z is a sample, not the mean
+    mu, q_y = model.encode(x)
+    with torch.inference_mode():
+        assert torch.allclose(mu, model.encoder(x)[0])
+        assert torch.allclose(q_y, torch.softmax(model.classifier(mu), -1))
+
+
+def test_the_article_configs_use_keras_optimizer_defaults():
+    for name in ("article-a", "article-b", "article-c"):
+        cfg = preset(name)
+        assert (cfg.lr, cfg.adam_eps, cfg.batch_size, cfg.epochs, cfg.latent_dim, cfg.n_clusters) == \
+            (1e-3, 1e-7, 100, 50, 20, 10)
+        assert (cfg.lam, cfg.estimator) == ((2.5, "sample") if name == "article-c" else (5.0, "closed-form"))

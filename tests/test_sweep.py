@@ -1,0 +1,57 @@
+"""The sweep command: run specs, several runs at once, skip finished ones, stop and resume."""
+
+import json
+
+import pytest
+
+from vaeclust_tutorial.cli import main
+from vaeclust_tutorial.sweep import RunSpec, parse_spec, sweep
+
+
+def test_specs_expand_seed_ranges_and_lists():
+    assert parse_spec("mnist:article-b:0-2") == [RunSpec("mnist", "article-b", s) for s in (0, 1, 2)]
+    assert [s.seed for s in parse_spec("fashion-mnist:article-c:4,1-2,4")] == [4, 1, 2]
+    assert parse_spec("mnist:article-a:7")[0].name == "mnist-article-a-seed7"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("mnist:article-b", "is not DATASET:CONFIG:SEEDS"),
+    ("svhn:article-b:0", "unknown dataset 'svhn'"),
+    ("mnist:vade:0", "unknown config 'vade'"),
+    ("mnist:article-b:4-2", "seeds '4-2' are not like"),
+    ("mnist:article-b:x", "seeds 'x' are not like"),
+])
+def test_bad_specs_say_what_is_valid(capsys, text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_spec(text)
+    assert main(["sweep", text]) == 2 and message in capsys.readouterr().err
+
+
+def test_sweep_runs_in_parallel_skips_finished_runs_and_resumes_stopped_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAECLUST_QUICK", "1")
+    logs = []
+    # Stopped before any epoch can finish: nothing recorded, and the run says it can resume.
+    rows = sweep(parse_spec("mnist:article-a:0"), tmp_path, epochs=2, stop_after=0.1, log=logs.append)
+    assert rows[0]["status"].startswith("stopped after epoch 0/2") and rows[0]["epochs"] == 0
+    assert any("stopping 1 run(s)" in line for line in logs)
+
+    rows = sweep(parse_spec("mnist:article-a:0-1"), tmp_path, jobs=2, epochs=2)
+    assert [r["status"] for r in rows] == ["finished", "finished"] and [r["epochs"] for r in rows] == [2, 2]
+    for r in rows:
+        metrics = json.loads((tmp_path / r["run"] / "metrics.json").read_text())
+        assert metrics["test"]["purity"] == r["purity"] and metrics["seed"] == int(r["run"][-1])
+        assert (tmp_path / f"{r['run']}.log").exists()
+
+    before = (tmp_path / "mnist-article-a-seed0" / "metrics.json").read_bytes()
+    logs.clear()
+    rows = sweep(parse_spec("mnist:article-a:0"), tmp_path, epochs=2, log=logs.append)
+    assert rows[0]["status"] == "finished" and logs == ["mnist-article-a-seed0: finished earlier, skipped"]
+    assert (tmp_path / "mnist-article-a-seed0" / "metrics.json").read_bytes() == before
+
+
+def test_a_failing_run_is_reported_with_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAECLUST_QUICK", "1")
+    (tmp_path / "mnist-article-a-seed0").write_text("a file where the run folder should be")
+    rows = sweep(parse_spec("mnist:article-a:0"), tmp_path, epochs=1)
+    assert rows[0]["status"].startswith("failed (exit 2; see ")
+    assert "error:" in (tmp_path / "mnist-article-a-seed0.log").read_text()
