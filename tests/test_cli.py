@@ -25,6 +25,8 @@ def run(capsys, *argv):
     (["train", "--dataset", "mnist", "--out", "x", "--lam", "0"], "--lam must be a finite number > 0, got 0"),
     (["train", "--dataset", "mnist", "--out", "x", "--lam", "-2"], "--lam must be a finite number > 0"),
     (["train", "--dataset", "mnist", "--out", "x", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+    (["train", "--dataset", "mnist", "--out", "x", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
+    (["sweep", "mnist:article-b:0", "--jobs", "0"], "--jobs must be >= 1, got 0"),
     (["train", "--dataset", "mnist", "--out", "x", "--config", "vade"], "choose from 'article-a', 'article-b'"),
     (["evaluate", "--checkpoint", "missing.pt", "--dataset", "mnist"], "'missing.pt' does not exist"),
     (["sample", "--checkpoint", "missing.pt", "--out", "s.png"], "does not exist"),

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp32 (default), bf16 autocast, or auto (bf16 where the hardware has it)")
     s.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (needed when it exists)")
+    s.add_argument("--eval-every", type=_positive_int(1, "--eval-every"), default=1,
+                   help="test scores every N epochs and at the end (default 1: the full curve)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sweep", help="several train runs at once (seeds, configs), resumable",
@@ -174,7 +176,7 @@ def cmd_train(args):
 
     overrides = dict(dataset=args.dataset, epochs=args.epochs, seed=args.seed, n_clusters=args.clusters,
                      latent_dim=args.latent_dim, cat_weight=args.cat_weight, device=args.device,
-                     precision=args.precision)
+                     precision=args.precision, eval_every=args.eval_every)
     if args.lam is not None:
         overrides["lam"] = args.lam
     if args.estimator is not None:

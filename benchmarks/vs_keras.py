@@ -1,0 +1,79 @@
+"""Seconds per MNIST training epoch: this package against the Keras 3 reference, interleaved.
+
+Each repeat trains 3 epochs with each framework in turn (Keras first, then PyTorch), each in a
+fresh process with the same thread count, and keeps the second epoch (the first includes
+graph tracing and warm-up; neither second epoch runs a test evaluation). Prints and writes a
+JSON report with the median and range per framework and the ratio Keras/this package.
+
+    .venv/bin/python benchmarks/vs_keras.py --keras-python .venv-keras/bin/python \\
+        --config article-b --threads 2 --repeats 2 --out results/vs_keras.json
+
+Needs the data prepared (``python -m vaeclust_tutorial prepare``) and the Keras environment of
+``benchmarks/keras_reference.py``. Timing is a benchmark, never a test: run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def keras_epoch(python: str, config: str, threads: int, tmp: Path) -> float:
+    out = tmp / "keras.json"
+    subprocess.run([python, str(HERE / "keras_reference.py"), "--config", config, "--epochs", "3",
+                    "--eval-every", "1000", "--threads", str(threads), "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    return json.loads(out.read_text())["history"][1]["seconds"]
+
+
+def torch_epoch(config: str, threads: int, tmp: Path) -> float:
+    out = tmp / "torch"
+    subprocess.run([sys.executable, "-m", "vaeclust_tutorial", "train", "--dataset", "mnist", "--config", config,
+                    "--epochs", "3", "--eval-every", "1000", "--device", "cpu", "--no-progress",
+                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    return json.loads((out / "history.json").read_text())[1]["seconds"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--keras-python", required=True, help="python of the environment with TensorFlow")
+    p.add_argument("--config", default="article-b", choices=("article-a", "article-b", "article-c"))
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    if args.repeats < 1 or args.threads < 1:
+        sys.exit("error: --repeats and --threads must be >= 1")
+
+    times: dict[str, list[float]] = {"keras": [], "this package": []}
+    for r in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            times["keras"].append(keras_epoch(args.keras_python, args.config, args.threads, Path(tmp)))
+            times["this package"].append(torch_epoch(args.config, args.threads, Path(tmp)))
+        print(f"repeat {r + 1}/{args.repeats}: keras {times['keras'][-1]:.1f} s, "
+              f"this package {times['this package'][-1]:.1f} s per epoch", file=sys.stderr)
+    report = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "threads": args.threads,
+              "config": args.config, "repeats": args.repeats, "seconds_per_epoch": {
+                  k: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v}
+                  for k, v in times.items()}}
+    report["ratio_keras_over_this_package"] = (statistics.median(times["keras"])
+                                               / statistics.median(times["this package"]))
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
