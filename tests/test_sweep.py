@@ -31,8 +31,10 @@ def test_sweep_runs_in_parallel_skips_finished_runs_and_resumes_stopped_ones(tmp
     monkeypatch.setenv("VAECLUST_QUICK", "1")
     logs = []
     # Stopped before any epoch can finish: nothing recorded, and the run says it can resume.
-    rows = sweep(parse_spec("mnist:article-a:0"), tmp_path, epochs=2, stop_after=0.1, log=logs.append)
-    assert rows[0]["status"].startswith("stopped after epoch 0/2") and rows[0]["epochs"] == 0
+    # The second run, waiting for a free job slot, is never started and can start next time.
+    rows = sweep(parse_spec("mnist:article-a:0-1"), tmp_path, epochs=2, stop_after=0.1, log=logs.append)
+    assert [r["status"] for r in rows] == ["stopped after epoch 0/2 (resumable)"] * 2
+    assert rows[0]["epochs"] == 0 and not (tmp_path / "mnist-article-a-seed1").exists()
     assert any("stopping 1 run(s)" in line for line in logs)
 
     rows = sweep(parse_spec("mnist:article-a:0-1"), tmp_path, jobs=2, epochs=2)

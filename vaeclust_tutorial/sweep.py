@@ -118,6 +118,8 @@ def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1,
             proc.wait()
             logfile.close()
             returncodes[spec] = None
+    for spec in pending:            # never started: --stop-after came first
+        returncodes[spec] = None
     return [_row(s, runs_dir, epochs, returncodes.get(s, 0)) for s in specs]
 
 
