@@ -13,7 +13,7 @@ Set up once (its own virtualenv; TensorFlow is not a dependency of the project):
 Run, e.g. version B on MNIST, seed 1, 50 epochs, one thread::
 
     .venv-keras/bin/python benchmarks/keras_reference.py --config article-b --seed 1 \\
-        --threads 1 --out runs/keras-mnist-article-b-seed1.json
+        --threads 1 --out runs/keras/mnist-article-b-seed1.json
 
 The JSON holds the per-epoch seconds and test purity and the final four scores.
 """
@@ -165,6 +165,7 @@ def main() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(args.seed)
     x_train, y_train, x_test, y_test = load(args.dataset, args.data_dir)
+    args.out.parent.mkdir(parents=True, exist_ok=True)   # the history is written after every epoch
     model = build(args.config)
     history: list[dict] = []
 
@@ -191,7 +192,6 @@ def main() -> None:
               "wall_seconds": wall, "history": history}
     for split, (x, y) in (("test", (x_test, y_test)), ("train", (x_train, y_train))):
         record[split] = clustering_scores(y, model.predict(x, batch_size=1000, verbose=0).argmax(1), 10)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, args.out)

@@ -268,5 +268,5 @@ def cmd_ship(args):
 
 
 COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "sweep": cmd_sweep, "evaluate": cmd_evaluate,
-            "sample": cmd_sample,
-            "figures": cmd_figures, "bench": cmd_bench, "results": cmd_results, "ship": cmd_ship}
+            "sample": cmd_sample, "figures": cmd_figures, "bench": cmd_bench, "results": cmd_results,
+            "ship": cmd_ship}
