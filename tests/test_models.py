@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from vaeclust_tutorial import preset
-from vaeclust_tutorial.models import (SameConv2d, SameConvTranspose2d, build_model, conv_cluster_vae, conv_vae,
-                                      multiply_adds, toy_cluster_vae)
+from vaeclust_tutorial.models import (ConvDecoder, SameConv2d, SameConvTranspose2d, ShiftSumConv2d, _ShiftSum,
+                                      build_model, conv_cluster_vae, conv_vae, multiply_adds, toy_cluster_vae)
+from vaeclust_tutorial.train import make_optimizer
 
 
 @pytest.mark.parametrize("name, mmacs", [("article-a", 6.80), ("article-b", 14.0), ("article-c", 14.0)])
@@ -95,3 +96,81 @@ def test_the_article_configs_use_keras_optimizer_defaults():
         assert (cfg.lr, cfg.adam_eps, cfg.batch_size, cfg.epochs, cfg.latent_dim, cfg.n_clusters) == \
             (1e-3, 1e-7, 100, 50, 20, 10)
         assert (cfg.lam, cfg.estimator) == ((2.5, "sample") if name == "article-c" else (5.0, "closed-form"))
+
+
+def _grads(module, x):
+    """Output and gradients (input, weight, bias) for a fixed random output weighting."""
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
+    return (y, *torch.autograd.grad((y * g).sum(), (x, module.weight, module.bias)))
+
+
+@pytest.mark.parametrize("c_in, c_out, n", [(3, 2, 5), (4, 4, 7)])
+def test_subpixel_transposed_conv_is_the_transposed_conv(c_in, c_out, n):
+    """Same output and same gradients (input, weight, bias) as the transposed conv itself, in fp64."""
+    plain = SameConvTranspose2d(c_in, c_out, subpixel=False).double()
+    fast = SameConvTranspose2d(c_in, c_out, subpixel=True).double()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, c_in, n, n, dtype=torch.double)
+    for a, b in zip(_grads(plain, x), _grads(fast, x)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    assert fast(x).shape == (2, c_out, 2 * n, 2 * n)
+    y = fast(x.contiguous(memory_format=torch.channels_last))
+    assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_shift_sum_conv_is_the_conv():
+    conv = torch.nn.Conv2d(5, 2, 3, padding=1).double()
+    fast = ShiftSumConv2d(5, 2).double()
+    fast.load_state_dict(conv.state_dict())
+    x = torch.randn(3, 5, 6, 8, dtype=torch.double)
+    for a, b in zip(_grads(conv, x), _grads(fast, x)):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    t = torch.randn(2, 18, 5, 6, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(_ShiftSum.apply, (t,))
+
+
+def test_shift_sum_conv_accumulates_bf16_in_fp32():
+    fast = ShiftSumConv2d(32, 1)
+    x = torch.rand(2, 32, 28, 28)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fast(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, fast(x), atol=0.05, rtol=0.02)
+
+
+@pytest.mark.parametrize("name", ["article-a", "article-b"])
+def test_fast_and_plain_decoders_compute_the_same_function(name):
+    """kernels="plain" (ConvTranspose2d everywhere, as Keras) and "fast" agree once the stride-1
+    kernels are flipped and their channels swapped."""
+    double = name != "article-a"
+    act = "relu" if name == "article-a" else "leaky"
+    plain = ConvDecoder(double_conv=double, activation=act, kernels="plain").double()
+    fast = ConvDecoder(double_conv=double, activation=act, kernels="fast").double()
+    state = {k: v.flip(-1, -2).transpose(0, 1) if isinstance(plain.get_submodule(k.rsplit(".", 1)[0]),
+                                                              torch.nn.ConvTranspose2d)
+             and k.endswith("weight") and plain.get_submodule(k.rsplit(".", 1)[0]).stride == (1, 1) else v
+             for k, v in plain.state_dict().items()}
+    fast.load_state_dict(state)
+    z = torch.randn(4, 20, dtype=torch.double)
+    torch.testing.assert_close(plain(z), fast(z), atol=1e-12, rtol=1e-12)
+    with pytest.raises(ValueError, match="valid values are"):
+        ConvDecoder(kernels="fastest")
+
+
+def test_fused_adam_makes_the_per_tensor_update():
+    torch.manual_seed(0)
+    a, b = conv_cluster_vae("article-a"), conv_cluster_vae("article-a")
+    b.load_state_dict(a.state_dict())
+    fused = make_optimizer(a, preset("article-a"), torch.device("cpu"))
+    loop = torch.optim.Adam(b.parameters(), lr=1e-3, eps=1e-7, foreach=False)
+    assert fused.defaults["fused"]
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in a.parameters()]
+        for model, opt in ((a, fused), (b, loop)):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)

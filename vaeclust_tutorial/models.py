@@ -24,6 +24,21 @@ Fidelity to Keras, where it matters for reproduction:
   range is symmetric in fan-in and fan-out, so the initial distribution is the
   same too. We use ``nn.Conv2d`` there: same maths, a much faster kernel on CPUs
   (the issue measured the last transposed conv at ~7 GFLOP/s).
+
+Speed (issue 5, README "Speed"): the decoder's kernels are rewritten, never its
+maths or its parameters (``kernels="fast"``, the default):
+
+* each stride-2 transposed conv runs as one ordinary 2x2 conv with 4 x C_out
+  channels, one per output phase, followed by a depth-to-space shuffle
+  (:func:`subpixel_kernel`); oneDNN's transposed-conv path is slow, in bf16
+  most of all;
+* the last conv (32 -> 1 channel) runs as a 1x1 conv to its 9 tap maps and a sum
+  of 9 shifted views (:class:`ShiftSumConv2d`): an ordinary conv with one output
+  channel wastes most of the vector unit.
+
+``kernels="plain"`` builds the decoder the way a straightforward port writes it
+(``nn.ConvTranspose2d`` everywhere, as in Keras): the naive reference of
+``python -m vaeclust_tutorial bench`` and of the tests that check the rewrite.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ def check_architecture(name: str) -> tuple[bool, str]:
 
 
 def _activation(kind: str) -> nn.Module:
+    # Not in place: inplace=True measured x0.8 for article-b in bf16 channels_last on the CPU.
     return nn.ReLU() if kind == "relu" else nn.LeakyReLU(0.2)
 
 
@@ -63,15 +79,107 @@ class SameConv2d(nn.Conv2d):
         return super().forward(F.pad(x, (0, 1, 0, 1)))
 
 
-class SameConvTranspose2d(nn.ConvTranspose2d):
-    """3x3 stride-2 transposed conv with TensorFlow's 'same' geometry: n -> 2n."""
+# Sub-pixel taps, per spatial axis: phase a (output 2m + a) and tap t of a 2-wide conv over the
+# input padded by one zero in front (tap 0 reads x[m-1], tap 1 reads x[m]) -> index into the
+# 3-tap transposed kernel, 3 meaning "no tap" (a zero appended to the kernel).
+_SUBPIXEL_TAPS = (2, 0, 3, 1)   # (a=0, t=0), (a=0, t=1), (a=1, t=0), (a=1, t=1)
 
-    def __init__(self, c_in: int, c_out: int):
+
+def subpixel_kernel(weight: torch.Tensor) -> torch.Tensor:
+    r"""The 2x2 conv kernel (4 C_out, C_in, 2, 2) equivalent to a 3x3 stride-2 transposed kernel.
+
+    Along one axis the transposed conv (TF 'same': the first 2n of its 2n+1 outputs) is
+
+    .. math:: y_{2m} = w_0\,x_m + w_2\,x_{m-1}, \qquad y_{2m+1} = w_1\,x_m,
+
+    so each output phase a is an ordinary 2-tap conv over x padded with one zero in
+    front: taps (w_2, w_0) for a = 0 and (0, w_1) for a = 1. In 2-D the four phases
+    (a_h, a_w) are the output channels, ordered (a_h, a_w, c_out).
+    ``weight`` is ``nn.ConvTranspose2d``'s (C_in, C_out, 3, 3); the result is differentiable.
+    """
+    c_in, c_out = weight.shape[:2]
+    taps = torch.tensor(_SUBPIXEL_TAPS, device=weight.device)
+    padded = F.pad(weight, (0, 1, 0, 1))                            # (C_in, C_out, 4, 4), index 3 is 0
+    k = padded.index_select(2, taps).index_select(3, taps)           # (C_in, C_out, a_h*t_h, a_w*t_w)
+    k = k.view(c_in, c_out, 2, 2, 2, 2)                              # (C_in, C_out, a_h, t_h, a_w, t_w)
+    return k.permute(2, 4, 1, 0, 3, 5).reshape(4 * c_out, c_in, 2, 2)
+
+
+def depth_to_space(y: torch.Tensor) -> torch.Tensor:
+    """(B, 4C, n, n) with channels ordered (a_h, a_w, c) -> (B, C, 2n, 2n), channels_last."""
+    b, c4, n, _ = y.shape
+    c = c4 // 4
+    y = y.permute(0, 2, 3, 1).reshape(b, n, n, 2, 2, c)              # (B, m_h, m_w, a_h, a_w, C)
+    return y.permute(0, 1, 3, 2, 4, 5).reshape(b, 2 * n, 2 * n, c).permute(0, 3, 1, 2)
+
+
+class SameConvTranspose2d(nn.ConvTranspose2d):
+    """3x3 stride-2 transposed conv with TensorFlow's 'same' geometry: n -> 2n.
+
+    ``subpixel=True`` computes it as :func:`subpixel_kernel` conv + :func:`depth_to_space`
+    (same parameters, same function, faster); ``False`` calls the transposed conv itself.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, subpixel: bool = True):
         super().__init__(c_in, c_out, 3, stride=2, padding=0)
+        self.subpixel = subpixel
 
     def forward(self, x):
         n = x.shape[-1]
-        return super().forward(x)[..., : 2 * n, : 2 * n]  # full output is 2n+1; TF keeps the first 2n
+        if not self.subpixel:
+            return super().forward(x)[..., : 2 * n, : 2 * n]  # full output is 2n+1; TF keeps the first 2n
+        y = F.conv2d(F.pad(x, (1, 0, 1, 0)), subpixel_kernel(self.weight), self.bias.repeat(4))
+        return depth_to_space(y)
+
+
+class _ShiftSum(torch.autograd.Function):
+    """t (B, 9C, H+2, W+2), channels (tap, c) -> y (B, C, H, W) = sum over taps of shifted t.
+
+    The sum is accumulated in fp32 at least (fp64 stays fp64): a bf16 t gives an fp32 y.
+    """
+
+    @staticmethod
+    def forward(ctx, t):
+        b, c9, hp, wp = t.shape
+        c, h, w = c9 // 9, hp - 2, wp - 2
+        ctx.shape = t.shape
+        y = t[:, 0:c, 0:h, 0:w].to(torch.promote_types(t.dtype, torch.float32))
+        for k in range(1, 9):
+            p, q = divmod(k, 3)
+            y = y + t[:, k * c:(k + 1) * c, p:p + h, q:q + w]
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        b, c9, hp, wp = ctx.shape
+        c, h, w = c9 // 9, hp - 2, wp - 2
+        out = grad.new_zeros(b, hp, wp, c9).permute(0, 3, 1, 2)      # channels_last, like t
+        for k in range(9):
+            p, q = divmod(k, 3)
+            out[:, k * c:(k + 1) * c, p:p + h, q:q + w] = grad
+        return out
+
+
+class ShiftSumConv2d(nn.Conv2d):
+    r"""3x3 stride-1 'same' conv for a few output channels (the decoder's last layer, 32 -> 1).
+
+    .. math:: y_{ij} = b + \sum_{p,q} w_{pq}^\top x_{i+p-1,\,j+q-1}
+                     = b + \sum_{p,q} t^{(pq)}_{i+p-1,\,j+q-1}, \qquad t^{(pq)} = w_{pq}^\top x
+
+    The nine tap maps t are one 1x1 conv (a matrix product over channels, C_in -> 9 C_out);
+    the sum of shifted views is cheap. Same parameters as ``nn.Conv2d(c_in, c_out, 3, padding=1)``;
+    the output is fp32 (the sum is accumulated in fp32 under bf16 autocast too).
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, 3, padding=1)
+
+    def forward(self, x):
+        c_out, c_in = self.weight.shape[:2]
+        taps = self.weight.permute(2, 3, 0, 1).reshape(9 * c_out, c_in, 1, 1)   # (tap, c_out) x c_in
+        t = F.pad(F.conv2d(x, taps), (1, 1, 1, 1))                             # (B, 9 C_out, H+2, W+2)
+        y = _ShiftSum.apply(t)
+        return y + self.bias.view(1, -1, 1, 1).to(y.dtype)
 
 
 def keras_init_(module: nn.Module) -> nn.Module:
@@ -104,20 +212,33 @@ class ConvEncoder(nn.Module):
         return self.mu(h), self.logvar(h)
 
 
-class ConvDecoder(nn.Module):
-    """z (B, d) -> x_hat (B, 1, 28, 28) in (0, 1): the mean G(z) of q(x|z)."""
+KERNELS = ("fast", "plain")
 
-    def __init__(self, *, latent_dim: int = 20, double_conv: bool = True, activation: str = "leaky"):
+
+class ConvDecoder(nn.Module):
+    """z (B, d) -> x_hat (B, 1, 28, 28) in (0, 1): the mean G(z) of q(x|z).
+
+    ``kernels``: "fast" (default) or "plain", the same function computed two ways (module docstring).
+    """
+
+    def __init__(self, *, latent_dim: int = 20, double_conv: bool = True, activation: str = "leaky",
+                 kernels: str = "fast"):
         super().__init__()
+        if kernels not in KERNELS:
+            raise ValueError(f"unknown kernels {kernels!r}; valid values are {list(KERNELS)}")
+        fast = kernels == "fast"
+        # Keras: Conv2DTranspose(stride 1, 'same') == Conv2d with a flipped kernel (module docstring)
+        stride1 = (lambda c_in, c_out: nn.Conv2d(c_in, c_out, 3, padding=1)) if fast else \
+            (lambda c_in, c_out: nn.ConvTranspose2d(c_in, c_out, 3, padding=1))
         self.project = nn.Linear(latent_dim, 64 * 7 * 7)  # no activation, as in the article
         layers, c = [], 64
         for filters in (64, 32):
-            if double_conv:  # Keras: Conv2DTranspose(stride 1, 'same') == Conv2d (see module docstring)
-                layers += [nn.Conv2d(c, filters, 3, padding=1), _activation(activation)]
+            if double_conv:
+                layers += [stride1(c, filters), _activation(activation)]
                 c = filters
-            layers += [SameConvTranspose2d(c, filters), _activation(activation)]
+            layers += [SameConvTranspose2d(c, filters, subpixel=fast), _activation(activation)]
             c = filters
-        layers += [nn.Conv2d(c, 1, 3, padding=1), nn.Sigmoid()]  # Keras: Conv2DTranspose(1, stride 1)
+        layers += [ShiftSumConv2d(c, 1) if fast else stride1(c, 1), nn.Sigmoid()]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z):
@@ -220,12 +341,15 @@ def conv_vae(model: str = "article-b", latent_dim: int = 20) -> VAE:
 
 
 def conv_cluster_vae(model: str = "article-b", *, latent_dim: int = 20, n_clusters: int = 10,
-                     hidden_dim: int = 256) -> ClusterVAE:
-    """The article's clustering VAE, one of article-a/b/c, with Keras' initialisation. Notebook 03."""
+                     hidden_dim: int = 256, kernels: str = "fast") -> ClusterVAE:
+    """The article's clustering VAE, one of article-a/b/c, with Keras' initialisation. Notebook 03.
+
+    ``kernels="plain"``: the decoder as a straightforward port writes it (see :class:`ConvDecoder`).
+    """
     double, act = check_architecture(model)
     return keras_init_(ClusterVAE(
         ConvEncoder(latent_dim=latent_dim, double_conv=double, activation=act),
-        ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act),
+        ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act, kernels=kernels),
         Classifier(latent_dim=latent_dim, hidden_dim=hidden_dim, n_clusters=n_clusters),
         n_clusters=n_clusters, latent_dim=latent_dim))
 
