@@ -1,19 +1,32 @@
 """Speed benchmark: this project's training path against a naive tutorial-style reference.
 
-``python -m vaeclust_tutorial bench --out bench.json``. Both paths train the same
-model with the same loss; they differ only in how data and memory are handled:
+``python -m vaeclust_tutorial bench --out bench.json``. Every path trains the same
+model (same parameters, same function) with the same loss; they differ only in how
+the work is done. The **levers** are added one at a time, so each gets its own number:
 
-* **reference**: ``torchvision.datasets.MNIST`` + ``ToTensor`` + ``DataLoader``
-  (batch 100, shuffled), fp32, NCHW tensors, evaluation in batches of 100 under
-  ``no_grad`` - the way most tutorials write it;
-* **project**: the whole split as one tensor on the device, a seeded permutation
-  sliced into batches, channels_last memory format, evaluation in batches of 2000
-  under ``inference_mode`` (what :func:`~vaeclust_tutorial.train.train` does).
+====================  =====================================================================
+path                  adds
+====================  =====================================================================
+reference             torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader`` (batch 100,
+                      shuffled), NCHW, fp32, ``nn.ConvTranspose2d`` decoder
+                      (``kernels="plain"``), Adam's default per-tensor loop; evaluation
+                      in batches of 100 under ``no_grad`` - the way most tutorials write it
++ tensor batches      the split held as one tensor, a seeded permutation sliced into batches
++ channels_last       NHWC memory format for the images and the conv weights
++ fast kernels        sub-pixel transposed convs, shifted-sum last conv (models.py)
++ fused Adam          one optimiser kernel for all parameters
++ bf16                bf16 autocast (fp32 weights and loss) where the CPU has AVX512-BF16
+                      or AMX, or on a GPU with bf16; left out elsewhere
+====================  =====================================================================
 
-Measurements are interleaved (reference, project, reference, ...) and repeated;
-the report gives medians with min and max, their ratio, and the achieved
-GFLOP/s beside a measured matrix-multiply peak of the same machine. No timing
-is asserted anywhere: the machines are noisy; compare the ratios of one run.
+The last row is the project's path, :func:`~vaeclust_tutorial.train.train_step` with
+``--precision auto``. Evaluation: the reference's loop against
+:func:`~vaeclust_tutorial.train.predict` (batches of 2000 under ``inference_mode``, fp32).
+
+Measurements are interleaved (every path once, then again, ...) and repeated; the
+report gives medians with min and max, ratios to the reference, and the achieved
+GFLOP/s beside measured matrix-multiply peaks (fp32 and bf16) of the same machine.
+No timing is asserted anywhere: the machines are noisy; compare the ratios of one run.
 """
 
 from __future__ import annotations
@@ -21,35 +34,40 @@ from __future__ import annotations
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 
 from . import __version__, data
 from .config import is_quick, preset
-from .losses import cluster_vae_loss
-from .models import build_model, multiply_adds
-from .train import MEMORY_FORMAT, predict, resolve_device
+from .models import conv_cluster_vae, multiply_adds, plain_state_dict
+from .train import MEMORY_FORMAT, make_optimizer, predict, resolve_device, resolve_precision, train_step
+
+
+@dataclass(frozen=True)
+class BenchPath:
+    """One way of running the same training step (see the module docstring)."""
+    name: str
+    tensor_batches: bool = False
+    channels_last: bool = False
+    fast_kernels: bool = False
+    fused_adam: bool = False
+    bf16: bool = False
+
+
+PATHS = (
+    BenchPath("reference"),
+    BenchPath("+ tensor batches", tensor_batches=True),
+    BenchPath("+ channels_last", tensor_batches=True, channels_last=True),
+    BenchPath("+ fast kernels", tensor_batches=True, channels_last=True, fast_kernels=True),
+    BenchPath("+ fused Adam", tensor_batches=True, channels_last=True, fast_kernels=True, fused_adam=True),
+    BenchPath("+ bf16", tensor_batches=True, channels_last=True, fast_kernels=True, fused_adam=True, bf16=True),
+)
 
 
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _train_steps(model, batches, device, steps: int, lam: float) -> float:
-    """Seconds for ``steps`` optimiser steps over the iterator ``batches``."""
-    opt = torch.optim.Adam(model.parameters(), eps=1e-7)
-    model.train()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _, xb in zip(range(steps), batches):
-        out = model(xb)
-        loss = cluster_vae_loss(xb, out, model.means, lam=lam).total
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def _reference_batches(root, device):
@@ -62,12 +80,39 @@ def _reference_batches(root, device):
             yield xb.to(device)
 
 
-def _project_batches(x, device, seed=0):
+def _tensor_batches(x, seed=0):
     g = torch.Generator().manual_seed(seed)
     while True:
-        perm = torch.randperm(len(x), generator=g).to(device)
+        perm = torch.randperm(len(x), generator=g).to(x.device)
         for i in range(0, len(x) - 99, 100):
             yield x[perm[i:i + 100]]
+
+
+class _Runner:
+    """A model, its optimiser and its batch stream for one :class:`BenchPath`."""
+
+    def __init__(self, path: BenchPath, cfg, device, x_train, root, state):
+        self.path, self.cfg, self.device = path, cfg, device
+        self.model = conv_cluster_vae(cfg.model, kernels="fast" if path.fast_kernels else "plain").to(device)
+        # the plain decoder stores its stride-1 kernels transposed; start from the same function
+        self.model.load_state_dict(state if path.fast_kernels else plain_state_dict(state, self.model))
+        x = x_train
+        if path.channels_last:
+            self.model.to(memory_format=MEMORY_FORMAT)
+            x = x.contiguous(memory_format=MEMORY_FORMAT)
+        self.optimizer = make_optimizer(self.model, cfg, device) if path.fused_adam else \
+            torch.optim.Adam(self.model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+        self.dtype = resolve_precision("auto", device) if path.bf16 else torch.float32
+        self.batches = _tensor_batches(x) if path.tensor_batches else _reference_batches(root, device)
+
+    def images_per_second(self, steps: int) -> float:
+        self.model.train()
+        _sync(self.device)
+        t0 = time.perf_counter()
+        for _, xb in zip(range(steps), self.batches):
+            train_step(self.model, self.optimizer, xb, self.cfg, self.device, self.dtype)
+        _sync(self.device)
+        return steps * 100 / (time.perf_counter() - t0)
 
 
 def _reference_eval(model, root, device, limit) -> float:
@@ -84,7 +129,7 @@ def _reference_eval(model, root, device, limit) -> float:
             mu, _ = model.encoder(xb.to(device))
             model.classifier(mu).softmax(-1).argmax(1).cpu()
     _sync(device)
-    return time.perf_counter() - t0
+    return limit / (time.perf_counter() - t0)
 
 
 def _project_eval(model, x, device) -> float:
@@ -92,12 +137,12 @@ def _project_eval(model, x, device) -> float:
     t0 = time.perf_counter()
     predict(model, x)
     _sync(device)
-    return time.perf_counter() - t0
+    return len(x) / (time.perf_counter() - t0)
 
 
-def matmul_peak_gflops(device, n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 GFLOP/s of an n x n matrix multiply: the practical peak of this machine."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_peak_gflops(device, dtype=torch.float32, n: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n matrix multiply in ``dtype``: the practical peak of this machine."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(repeats):
         _sync(device)
@@ -113,46 +158,50 @@ def _stats(values):
 
 
 def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, device: str = "auto",
-                  seed: int = 0) -> dict:
-    """Interleaved timing of both paths; returns the report (see module docstring)."""
+                  seed: int = 0, log=None) -> dict:
+    """Interleaved timing of every path of :data:`PATHS`; returns the report (module docstring)."""
     if is_quick():
         repeats, steps = 1, 3
     device = resolve_device(device)
+    bf16 = resolve_precision("auto", device) == torch.bfloat16
+    paths = [p for p in PATHS if bf16 or not p.bf16]
     root = data.prepare("mnist", log=lambda *_: None).parent.parent
     eval_n = 1000 if is_quick() else 10000
-    train_split = data.load("mnist", "train", limit=2000 if is_quick() else None)
-    test_split = data.load("mnist", "test", limit=eval_n)
+    x_train = data.load("mnist", "train", limit=2000 if is_quick() else None).images.to(device)
+    x_test = data.load("mnist", "test", limit=eval_n).images.to(device, memory_format=MEMORY_FORMAT)
     cfg = preset(config)
     torch.manual_seed(seed)
-    ref_model = build_model(cfg).to(device)
-    proj_model = build_model(cfg).to(device, memory_format=MEMORY_FORMAT)
-    x_train = train_split.images.to(device, memory_format=MEMORY_FORMAT)
-    x_test = test_split.images.to(device, memory_format=MEMORY_FORMAT)
-    ref_batches, proj_batches = _reference_batches(root, device), _project_batches(x_train, device)
-    # warm-up: one-time allocations and kernel selection, not timed
-    _train_steps(ref_model, ref_batches, device, 2, cfg.lam)
-    _train_steps(proj_model, proj_batches, device, 2, cfg.lam)
-    timings = {k: [] for k in ("reference_train", "project_train", "reference_eval", "project_eval")}
-    for _ in range(repeats):
-        timings["reference_train"].append(steps * 100 / _train_steps(ref_model, ref_batches, device, steps, cfg.lam))
-        timings["project_train"].append(steps * 100 / _train_steps(proj_model, proj_batches, device, steps, cfg.lam))
-        timings["reference_eval"].append(eval_n / _reference_eval(ref_model, root, device, eval_n))
-        timings["project_eval"].append(eval_n / _project_eval(proj_model, x_test, device))
-    macs = multiply_adds(proj_model)
+    state = conv_cluster_vae(config).state_dict()
+    runners = [_Runner(p, cfg, device, x_train, root, state) for p in paths]
+    for r in runners:                 # warm-up: one-time allocations and kernel selection, not timed
+        r.images_per_second(2)
+    train = {p.name: [] for p in paths}
+    evals = {"reference": [], "project": []}
+    for i in range(repeats):
+        for r in runners:
+            train[r.path.name].append(r.images_per_second(steps))
+        evals["reference"].append(_reference_eval(runners[0].model, root, device, eval_n))
+        evals["project"].append(_project_eval(runners[-1].model, x_test, device))
+        if log is not None:
+            log(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in train.items())
+                + " training images/s")
+    macs = multiply_adds(runners[-1].model)
     train_flop = 3 * 2 * macs   # forward + backward (about twice the forward)
-    peak = matmul_peak_gflops(device)
+    ref, proj = statistics.median(train[paths[0].name]), statistics.median(train[paths[-1].name])
     report = {
         "config": config, "quick": is_quick(), "steps_per_repeat": steps, "repeats": repeats,
-        "images_per_second": {k: _stats(v) for k, v in timings.items()},
-        "train_speedup": statistics.median(timings["project_train"]) / statistics.median(timings["reference_train"]),
-        "eval_speedup": statistics.median(timings["project_eval"]) / statistics.median(timings["reference_eval"]),
+        "project_precision": "bf16" if bf16 else "fp32",
+        "train_images_per_second": {name: _stats(v) for name, v in train.items()},
+        "train_ratio_to_reference": {name: statistics.median(v) / ref for name, v in train.items()},
+        "eval_images_per_second": {k: _stats(v) for k, v in evals.items()},
+        "train_speedup": proj / ref,
+        "eval_speedup": statistics.median(evals["project"]) / statistics.median(evals["reference"]),
         "forward_mflop_per_image": 2 * macs / 1e6,
-        "train_gflops": {k: statistics.median(timings[f"{k}_train"]) * train_flop / 1e9
-                         for k in ("reference", "project")},
-        "matmul_peak_gflops_fp32": peak,
-        "minutes_per_50_epochs": {k: 50 * 60000 / statistics.median(timings[f"{k}_train"]) / 60
-                                  for k in ("reference", "project")},
-        "eval_seconds_10k": 10000 / statistics.median(timings["project_eval"]),
+        "train_gflops": {name: statistics.median(v) * train_flop / 1e9 for name, v in train.items()},
+        "matmul_peak_gflops": {"fp32": matmul_peak_gflops(device),
+                               **({"bf16": matmul_peak_gflops(device, torch.bfloat16)} if bf16 else {})},
+        "minutes_per_50_epochs": {name: 50 * 60000 / statistics.median(v) / 60 for name, v in train.items()},
+        "eval_seconds_10k": 10000 / statistics.median(evals["project"]),
         "machine": {"device": str(device), "processor": platform.processor() or platform.machine(),
                     "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                     "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -163,24 +212,29 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
 
 def speed_markdown(report: dict, source=None) -> str:
     """The README's speed table for one benchmark report."""
-    ips, m = report["images_per_second"], report["machine"]
+    ips, m = report["train_images_per_second"], report["machine"]
     machine = m["cuda"] or f"{m['processor']} CPU, {m['threads']} threads"
-    row = lambda k: f"{ips[k]['median']:,.0f} ({ips[k]['min']:,.0f}–{ips[k]['max']:,.0f})"
+    rng = lambda s: f"{s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f})"
+    peaks = ", ".join(f"{k} {v:,.0f}" for k, v in report["matmul_peak_gflops"].items())
     lines = [
         f"Machine: {machine}, torch {m['torch']}; config `{report['config']}`; "
         f"{report['repeats']} interleaved repeats of {report['steps_per_repeat']} steps"
         + (f"; raw report `{source}`" if source else "") + ".",
         "",
-        "| path | training images/s, median (min–max) | evaluation images/s | minutes per 50 epochs | GFLOP/s (training) |",
+        "| path (each row adds one lever) | training images/s, median (min–max) | × reference "
+        "| minutes per 50 epochs | GFLOP/s |",
         "|---|---|---|---|---|",
-        f"| naive reference (DataLoader, NCHW, fp32) | {row('reference_train')} | {row('reference_eval')} "
-        f"| {report['minutes_per_50_epochs']['reference']:.0f} | {report['train_gflops']['reference']:.0f} |",
-        f"| this project | {row('project_train')} | {row('project_eval')} "
-        f"| {report['minutes_per_50_epochs']['project']:.0f} | {report['train_gflops']['project']:.0f} |",
+    ]
+    for name, stats in ips.items():
+        lines.append(f"| {name} | {rng(stats)} | ×{report['train_ratio_to_reference'][name]:.2f} "
+                     f"| {report['minutes_per_50_epochs'][name]:.1f} | {report['train_gflops'][name]:.0f} |")
+    ev = report["eval_images_per_second"]
+    lines += [
         "",
-        f"Ratio project/reference: training ×{report['train_speedup']:.2f}, evaluation "
-        f"×{report['eval_speedup']:.2f}. Evaluation of the 10k test images: "
-        f"{report['eval_seconds_10k']:.2f} s. Matrix-multiply peak of the same machine (fp32): "
-        f"{report['matmul_peak_gflops_fp32']:.0f} GFLOP/s.",
+        f"The last row is this project's path (`--precision {'auto' if report['project_precision'] == 'bf16' else 'fp32'}`). "
+        f"Evaluation, images/s: reference {rng(ev['reference'])}, project {rng(ev['project'])} "
+        f"(×{report['eval_speedup']:.2f}); the 10k test images in {report['eval_seconds_10k']:.2f} s. "
+        f"Model: {report['forward_mflop_per_image']:.1f} MFLOP per image forward, about 3× that per "
+        f"training image. Matrix-multiply peak of the same machine, GFLOP/s: {peaks}.",
     ]
     return "\n".join(lines)

@@ -238,7 +238,8 @@ def cmd_figures(args):
 
 def cmd_bench(args):
     from .bench import run_benchmark
-    report = run_benchmark(config=args.config, repeats=args.repeats, steps=args.steps, device=args.device)
+    report = run_benchmark(config=args.config, repeats=args.repeats, steps=args.steps, device=args.device,
+                           log=lambda line: print(line, file=sys.stderr))
     text = json.dumps(report, indent=2)
     if args.out is not None:
         from .io import atomic_write_bytes

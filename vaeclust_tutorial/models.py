@@ -383,6 +383,19 @@ def build_model(cfg) -> ClusterVAE:
                             hidden_dim=cfg.hidden_dim)
 
 
+def plain_state_dict(state: dict, plain_model: nn.Module) -> dict:
+    """A fast-kernel state dict made loadable by ``plain_model`` (built with ``kernels="plain"``),
+    the same function: its stride-1 ``ConvTranspose2d`` kernels are the convs' kernels flipped,
+    with in and out channels swapped. Everything else is shared as is."""
+    out = {}
+    for key, value in state.items():
+        owner = plain_model.get_submodule(key.rsplit(".", 1)[0]) if "." in key else plain_model
+        if key.endswith(".weight") and isinstance(owner, nn.ConvTranspose2d) and owner.stride == (1, 1):
+            value = value.flip(-1, -2).transpose(0, 1)
+        out[key] = value
+    return out
+
+
 def multiply_adds(model: nn.Module) -> int:
     """Multiply-adds of one forward pass of one image, counted by hooks on convs and linears."""
     total = 0

@@ -15,8 +15,15 @@ from .io import atomic_write_bytes, atomic_write_json
 METRICS = ("purity", "accuracy", "nmi", "ari")
 
 
+def precision_tag(metrics: dict) -> str:
+    """"fp32" or "bf16": the precision a run trained in (records before bf16 existed are fp32)."""
+    return {"float32": "fp32", "bfloat16": "bf16"}.get(metrics.get("precision", "float32"), metrics["precision"])
+
+
 def run_name(metrics: dict) -> str:
-    return f"{metrics['dataset']}-{metrics['model']}-seed{metrics['seed']}"
+    """``<dataset>-<config>-seed<N>``, with ``-bf16`` for a bf16 run (same seed, other file)."""
+    tag = precision_tag(metrics)
+    return f"{metrics['dataset']}-{metrics['model']}-seed{metrics['seed']}" + ("" if tag == "fp32" else f"-{tag}")
 
 
 def collect(run_dir: str | Path, results_dir: str | Path = "results") -> Path:
@@ -43,13 +50,13 @@ def load_results(results_dir: str | Path = "results") -> list[dict]:
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """One row per (dataset, config, epochs): n runs, and mean, std, min, max of each test metric."""
+    """One row per (dataset, config, epochs, precision): n runs, and mean, std, min, max of each metric."""
     groups: dict = {}
     for r in records:
-        groups.setdefault((r["dataset"], r["model"], r["epochs"]), []).append(r)
+        groups.setdefault((r["dataset"], r["model"], r["epochs"], precision_tag(r)), []).append(r)
     rows = []
-    for (dataset, model, epochs), runs in sorted(groups.items()):
-        row = {"dataset": dataset, "config": model, "epochs": epochs, "n": len(runs),
+    for (dataset, model, epochs, precision), runs in sorted(groups.items()):
+        row = {"dataset": dataset, "config": model, "epochs": epochs, "precision": precision, "n": len(runs),
                "seeds": sorted(r["seed"] for r in runs),
                "devices": {d: sum(r["device"] == d for r in runs) for d in sorted({r["device"] for r in runs})},
                "minutes": statistics.mean(r["wall_seconds"] for r in runs) / 60,
@@ -77,12 +84,14 @@ def _fmt(stat: dict, pct: bool, n: int) -> str:
 
 def summary_markdown(results_dir: str | Path = "results") -> str:
     rows = summarize(load_results(results_dir))
-    lines = ["| dataset | config | epochs | seeds | test purity (min–max) | test Hungarian acc. (min–max) "
-             "| test NMI | test ARI | train purity | minutes/run (min–max) | device (runs) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | config | precision | epochs | seeds | test purity (min–max) "
+             "| test Hungarian acc. (min–max) | test NMI | test ARI | train purity | minutes/run (min–max) "
+             "| device (runs) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         n = r["n"]
-        lines.append(f"| {r['dataset']} | {r['config']} | {r['epochs']} | {','.join(map(str, r['seeds']))} "
+        lines.append(f"| {r['dataset']} | {r['config']} | {r['precision']} | {r['epochs']} "
+                     f"| {','.join(map(str, r['seeds']))} "
                      f"| {_fmt(r['test_purity'], True, n)} | {_fmt(r['test_accuracy'], True, n)} "
                      f"| {_fmt(r['test_nmi'], False, n)} | {_fmt(r['test_ari'], False, n)} "
                      f"| {_fmt(r['train_purity'], True, n)} | {_minutes(r)} "
@@ -97,11 +106,12 @@ def _minutes(row: dict) -> str:
 
 def runs_markdown(results_dir: str | Path = "results") -> str:
     """One line per run: the seeds behind each mean, with the device each ran on."""
-    lines = ["| dataset | config | seed | test purity | test Hungarian acc. | test NMI | minutes | device |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(load_results(results_dir), key=lambda r: (r["dataset"], r["model"], r["seed"])):
+    lines = ["| dataset | config | precision | seed | test purity | test Hungarian acc. | test NMI | minutes "
+             "| device |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(load_results(results_dir), key=lambda r: (r["dataset"], r["model"], precision_tag(r), r["seed"])):
         t = r["test"]
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['seed']} | {100 * t['purity']:.1f} % "
+        lines.append(f"| {r['dataset']} | {r['model']} | {precision_tag(r)} | {r['seed']} | {100 * t['purity']:.1f} % "
                      f"| {100 * t['accuracy']:.1f} % | {t['nmi']:.3f} | {r['wall_seconds'] / 60:.0f} | {r['device']} |")
     return "\n".join(lines) + "\n"
 
@@ -111,6 +121,6 @@ def write_summary(results_dir: str | Path = "results") -> None:
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(results_dir / "summary.json", summarize(load_results(results_dir)))
-    text = (summary_markdown(results_dir) + "\nEach run (`results/<dataset>-<config>-seed<N>.json`):\n\n"
+    text = (summary_markdown(results_dir) + "\nEach run (`results/<dataset>-<config>-seed<N>[-bf16].json`):\n\n"
             + runs_markdown(results_dir))
     atomic_write_bytes(results_dir / "summary.md", text.encode())

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from . import __version__, checkpoint, data
 from .config import TrainConfig, is_quick, progress_wanted, quick_banner
 from .io import atomic_write_json, check_output_dir
-from .losses import TERM_NAMES, cluster_vae_loss
+from .losses import TERM_NAMES, LossTerms, cluster_vae_loss
 from .metrics import clustering_scores
 from .models import ClusterVAE, build_model
 
@@ -161,6 +161,22 @@ def _check_finite(terms, epoch: int, step: int, ckpt_path) -> None:
         f"Try a smaller learning rate or lambda, or another seed.")
 
 
+def train_step(model: ClusterVAE, optimizer, xb: torch.Tensor, cfg: TrainConfig, device: torch.device,
+               dtype: torch.dtype, check=None) -> LossTerms:
+    """One optimiser step on the batch ``xb``: forward (bf16 autocast when ``dtype`` is bf16; the
+    loss is always fp32), ``check(terms)`` before any update, backward, Adam. Returns the terms."""
+    with autocast(device, dtype):
+        out = model(xb)
+    terms = cluster_vae_loss(xb, out, model.means, lam=cfg.lam, estimator=cfg.estimator,
+                             cat_weight=cfg.cat_weight)
+    if check is not None:
+        check(terms)
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    optimizer.step()
+    return terms
+
+
 def load_splits(cfg: TrainConfig, data_dir=None) -> tuple[data.Split, data.Split]:
     """The training and test splits of ``cfg.dataset``, cut to ``cfg.train_limit``/``test_limit``."""
     return (data.load(cfg.dataset, "train", data_dir, limit=cfg.train_limit),
@@ -243,14 +259,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
             sums = torch.zeros(4, device=device)               # running sums of total and the 3 terms
             for step in range(steps):
                 xb = x_train[perm[step * bs:(step + 1) * bs]]
-                with autocast(device, dtype):
-                    out = model(xb)
-                terms = cluster_vae_loss(xb, out, model.means, lam=cfg.lam, estimator=cfg.estimator,
-                                         cat_weight=cfg.cat_weight)
-                _check_finite(terms, epoch, step + 1, ckpt_path)
-                optimizer.zero_grad(set_to_none=True)
-                terms.total.backward()
-                optimizer.step()
+                terms = train_step(model, optimizer, xb, cfg, device, dtype,
+                                   check=lambda t: _check_finite(t, epoch, step + 1, ckpt_path))
                 sums += torch.stack([t.detach() for t in terms])
                 bar.update(1)
                 if step % 100 == 99 or step == steps - 1:
