@@ -127,4 +127,5 @@ def test_bench_quick_form_reports_both_paths(capsys, tmp_path):
     assert report["train_ratio_to_reference"]["reference"] == 1.0
     assert all(report["eval_images_per_second"][k]["median"] > 0 for k in ("reference", "project"))
     assert report["train_speedup"] > 0 and report["matmul_peak_gflops"]["fp32"] > 0
+    assert 0 < report["finite_check_share_of_step"] < 1
     assert "repeat 1/1" in err

@@ -153,6 +153,20 @@ def matmul_peak_gflops(device, dtype=torch.float32, n: int = 2048, repeats: int 
     return 2 * n ** 3 / best / 1e9
 
 
+def finite_check_seconds(runner: _Runner, calls: int = 200) -> float:
+    """Median seconds of train's per-step NaN/Inf check (one host read of 4 numbers) on a real step's
+    terms: on a CPU nearly free, on a GPU a synchronisation per step."""
+    from .train import _check_finite
+    x = next(runner.batches)
+    terms = train_step(runner.model, runner.optimizer, x, runner.cfg, runner.device, runner.dtype)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        _check_finite(terms, 1, 1, None)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def _stats(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
@@ -185,6 +199,7 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
         if log is not None:
             log(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in train.items())
                 + " training images/s")
+    check = finite_check_seconds(runners[-1])
     macs = multiply_adds(runners[-1].model)
     train_flop = 3 * 2 * macs   # forward + backward (about twice the forward)
     ref, proj = statistics.median(train[paths[0].name]), statistics.median(train[paths[-1].name])
@@ -202,6 +217,8 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
                                **({"bf16": matmul_peak_gflops(device, torch.bfloat16)} if bf16 else {})},
         "minutes_per_50_epochs": {name: 50 * 60000 / statistics.median(v) / 60 for name, v in train.items()},
         "eval_seconds_10k": 10000 / statistics.median(evals["project"]),
+        "finite_check_ms_per_step": check * 1e3,
+        "finite_check_share_of_step": check / (100 / proj),
         "machine": {"device": str(device), "processor": platform.processor() or platform.machine(),
                     "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                     "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -235,6 +252,8 @@ def speed_markdown(report: dict, source=None) -> str:
         f"Evaluation, images/s: reference {rng(ev['reference'])}, project {rng(ev['project'])} "
         f"(×{report['eval_speedup']:.2f}); the 10k test images in {report['eval_seconds_10k']:.2f} s. "
         f"Model: {report['forward_mflop_per_image']:.1f} MFLOP per image forward, about 3× that per "
-        f"training image. Matrix-multiply peak of the same machine, GFLOP/s: {peaks}.",
+        f"training image. Matrix-multiply peak of the same machine, GFLOP/s: {peaks}. The per-step "
+        f"NaN/Inf check (a host read) costs {report['finite_check_ms_per_step']:.3f} ms, "
+        f"{100 * report['finite_check_share_of_step']:.2f} % of a step.",
     ]
     return "\n".join(lines)
