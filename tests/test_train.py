@@ -47,6 +47,18 @@ def test_an_existing_run_is_not_overwritten(tmp_path, tiny_config, mnist_small):
         train(other, tmp_path, resume=True, splits=mnist_small, progress=False)
 
 
+def test_an_fp32_run_resumed_with_the_auto_default_stays_fp32(tmp_path, tiny_config, mnist_small):
+    fp32 = preset("article-a", epochs=1, train_limit=500, test_limit=300, device="cpu", precision="fp32")
+    train(fp32, tmp_path, splits=mnist_small, progress=False)
+    assert tiny_config.precision == "auto"
+    result = train(tiny_config, tmp_path, resume=True, splits=mnist_small, progress=False)
+    assert len(result.history) == 3 and result.metrics["precision"] == "float32"
+    assert result.metrics["config"]["precision"] == "fp32"
+    bf16 = preset("article-a", epochs=3, train_limit=500, test_limit=300, device="cpu", precision="bf16")
+    with pytest.raises(checkpoint.CheckpointError, match="precision"):
+        train(bf16, tmp_path, resume=True, splits=mnist_small, progress=False)
+
+
 SCRIPT = """
 import sys
 from vaeclust_tutorial import preset, train

@@ -72,7 +72,7 @@ class TrainConfig:
     cat_weight: float = 1.0         # weight of term 3 (0 drops it; notebook 05)
     seed: int = 0                   # seeds weights, shuffling and noise
     device: str = "auto"            # "auto" (cuda if present), "cpu", "cuda", "cuda:1", ...
-    precision: str = "fp32"         # "fp32", "bf16" (autocast), or "auto" (bf16 where the CPU/GPU has it)
+    precision: str = "auto"         # "fp32", "bf16" (autocast), or "auto": bf16 on CPUs with native bf16
     train_limit: int | None = None  # use only the first N training images (quick mode, tests)
     test_limit: int | None = None   # use only the first N test images
     eval_every: int = 1             # evaluate the test metrics every N epochs (and always at the end)

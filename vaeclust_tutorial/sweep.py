@@ -70,7 +70,7 @@ def epochs_done(out: Path) -> int:
 
 
 def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1, epochs: int = 50,
-          device: str = "auto", precision: str = "fp32", stop_after: float | None = None,
+          device: str = "auto", precision: str = "auto", stop_after: float | None = None,
           threads: int | None = None, log=print) -> list[dict]:
     """Run ``specs`` ``jobs`` at a time; returns one row per run (name, status, epochs, test scores).
 

@@ -226,8 +226,13 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
     history, start_epoch, started_at = [], 0, git_commit()
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
+        saved = state["config"]
+        if cfg.precision == "auto" and saved.precision != "auto":
+            # a run started in fp32 (the default before "auto") finishes in fp32
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), "precision": saved.precision})
+            dtype = resolve_precision(cfg.precision, device)
         # Only the number of epochs may change on resume (to extend a finished run).
-        diff = {k: (v, getattr(cfg, k)) for k, v in state["config"].to_dict().items()
+        diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
                 if getattr(cfg, k) != v and k != "epochs"}
         if diff:
             raise checkpoint.CheckpointError(
