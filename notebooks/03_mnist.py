@@ -22,8 +22,9 @@
 # *generated* from each cluster); and how the result compares with the article's 84.5 %.
 #
 # **Time.** About a minute on a laptop CPU with the pretrained model that ships in the package.
-# Without it the notebook trains for 50 epochs: 40 to 60 minutes on 2 cores (see the README's
-# speed table), and re-running the notebook resumes an interrupted training.
+# Without it the notebook trains for 50 epochs: about 26 minutes on 2 cores with AVX512-BF16
+# (bf16, the default there), about twice that in fp32 (see the README's speed table), and
+# re-running the notebook resumes an interrupted training.
 
 # %%
 # Setup: install the helper package when it is not importable (Colab, a bare Jupyter).

@@ -229,6 +229,10 @@ if fp32 and bf16:
           + (f" ± {statistics.stdev(p16):.3f}" if len(p16) > 1 else ""))
 
 # %% [markdown]
+# Same seeds do not give the same run: rounding differs from the first step and training
+# amplifies it. What matters is that the bf16 seeds fall inside the fp32 seeds' spread.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Find, on the toy, the smallest $\lambda$ at which clusters still form with seed 0. Does it
