@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import DATASETS, ESTIMATORS, PRECISIONS, PRESETS, is_quick, quick_banner
+from .config import CLUSTER_INITS, DATASETS, ESTIMATORS, PRECISIONS, PRESETS, is_quick, quick_banner
 
 
 def _positive_int(minimum: int, what: str):
@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto (default: bf16 autocast on CPUs with AVX512-BF16 or AMX, about twice as "
                         "fast there; fp32 elsewhere, GPUs included), fp32, or bf16")
+    s.add_argument("--cluster-init", default="zeros", choices=CLUSTER_INITS,
+                   help="zeros (default, the article: cluster means start at 0) or kmeans (not the "
+                        "article: after --cluster-init-epoch epochs, means from k-means on mu(x); "
+                        "clusters form sooner)")
+    s.add_argument("--cluster-init-epoch", type=_positive_int(1, "--cluster-init-epoch"), default=1,
+                   help="with --cluster-init kmeans: the epoch after which k-means runs (default 1)")
     s.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (needed when it exists)")
     s.add_argument("--eval-every", type=_positive_int(1, "--eval-every"), default=1,
@@ -146,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "write results/summary.md (mean ± std, min, max per dataset and config).")
     s.add_argument("runs", nargs="*", type=Path, help="run folders to add (each with metrics.json)")
     s.add_argument("--results-dir", type=Path, default=Path("results"), help="default ./results")
-    s.add_argument("--readme", type=Path, help="also write the table into this README, between "
-                                               "<!-- results:start --> and <!-- results:end -->")
+    s.add_argument("--readme", type=Path, help="also write the tables into this README, between "
+                                               "<!-- results:start --> and <!-- results:end -->, and "
+                                               "<!-- time-to-purity:start --> and <!-- time-to-purity:end -->")
 
     s = sub.add_parser("ship", help="store a run's model (weights only) as a package checkpoint")
     s.add_argument("--checkpoint", required=True, type=_existing_file, help="a run's checkpoint.pt")
@@ -178,7 +185,8 @@ def cmd_train(args):
 
     overrides = dict(dataset=args.dataset, epochs=args.epochs, seed=args.seed, n_clusters=args.clusters,
                      latent_dim=args.latent_dim, cat_weight=args.cat_weight, device=args.device,
-                     precision=args.precision, eval_every=args.eval_every)
+                     precision=args.precision, eval_every=args.eval_every,
+                     cluster_init=args.cluster_init, cluster_init_epoch=args.cluster_init_epoch)
     if args.lam is not None:
         overrides["lam"] = args.lam
     if args.estimator is not None:
@@ -254,15 +262,19 @@ def cmd_bench(args):
 
 
 def cmd_results(args):
-    from .results import collect, summary_markdown, write_summary
+    from .results import collect, load_results, summary_markdown, time_to_purity_markdown, write_summary
     for run in args.runs:
         print(f"added {collect(run, args.results_dir)}")
     write_summary(args.results_dir)
     table = summary_markdown(args.results_dir)
+    soon = time_to_purity_markdown(load_results(args.results_dir))
     if args.readme is not None:
         from .io import replace_between_markers
         replace_between_markers(args.readme, "results", table)
+        replace_between_markers(args.readme, "time-to-purity", soon)
     print(table)
+    print("First epoch at or above each test purity:\n")
+    print(soon)
 
 
 def cmd_ship(args):

@@ -19,6 +19,7 @@ DATASETS = ("mnist", "fashion-mnist")
 MODELS = ("article-a", "article-b", "article-c")
 ESTIMATORS = ("closed-form", "sample")
 PRECISIONS = ("fp32", "bf16", "auto")
+CLUSTER_INITS = ("zeros", "kmeans")
 
 # The three versions of the author's script (method.md section 3).
 PRESETS = {
@@ -76,6 +77,8 @@ class TrainConfig:
     train_limit: int | None = None  # use only the first N training images (quick mode, tests)
     test_limit: int | None = None   # use only the first N test images
     eval_every: int = 1             # evaluate the test metrics every N epochs (and always at the end)
+    cluster_init: str = "zeros"     # "zeros": the article's start; "kmeans": k-means on mu(x) (cluster_init.py)
+    cluster_init_epoch: int = 1     # with "kmeans": the k-means start happens after this epoch
 
     def __post_init__(self):
         validate(self)
@@ -114,6 +117,12 @@ def validate(cfg: TrainConfig) -> None:
     _check_int("hidden_dim", cfg.hidden_dim, 1, "The article uses 256.")
     _check_int("seed", cfg.seed, 0, "Use a non-negative seed.")
     _check_int("eval_every", cfg.eval_every, 1, "Use 1 to evaluate every epoch.")
+    if cfg.cluster_init not in CLUSTER_INITS:
+        raise ValueError(f"unknown cluster_init {cfg.cluster_init!r}; valid values are {list(CLUSTER_INITS)}")
+    _check_int("cluster_init_epoch", cfg.cluster_init_epoch, 1, "The k-means start needs one warm-up epoch or more.")
+    if cfg.cluster_init == "kmeans" and cfg.cluster_init_epoch >= cfg.epochs:
+        raise ValueError(f"cluster_init_epoch={cfg.cluster_init_epoch} leaves no epoch after the k-means start "
+                         f"(epochs={cfg.epochs}): use cluster_init_epoch < epochs")
     for name in ("train_limit", "test_limit"):
         if getattr(cfg, name) is not None:
             _check_int(name, getattr(cfg, name), 1, "Use None for the whole split.")
@@ -143,5 +152,6 @@ def apply_quick(cfg: TrainConfig) -> TrainConfig:
         return cfg
     return dataclasses.replace(
         cfg, epochs=min(cfg.epochs, QUICK_EPOCHS),
+        cluster_init_epoch=min(cfg.cluster_init_epoch, QUICK_EPOCHS - 1),
         train_limit=min(cfg.train_limit or QUICK_TRAIN, QUICK_TRAIN),
         test_limit=min(cfg.test_limit or QUICK_TEST, QUICK_TEST))

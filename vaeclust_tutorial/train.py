@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, data
+from .cluster_init import kmeans_init_
 from .config import TrainConfig, is_quick, progress_wanted, quick_banner
 from .io import atomic_write_json, check_output_dir
 from .losses import TERM_NAMES, LossTerms, cluster_vae_loss
@@ -279,6 +280,12 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                                     kl=f"{avg[2]:.2f}", cat=f"{avg[3]:.3f}", refresh=False)
             means = (sums / steps).tolist()
             entry = {"epoch": epoch, "loss": means[0], **dict(zip(TERM_NAMES, means[1:]))}
+            if cfg.cluster_init == "kmeans" and epoch == cfg.cluster_init_epoch:
+                assigned = kmeans_init_(model, x_train, seed=cfg.seed)
+                entry["kmeans_train_purity"] = clustering_scores(train_split.labels.numpy(), assigned)["purity"]
+                (bar.write if progress else log)(
+                    f"epoch {epoch}: clusters started from k-means on mu(x) "
+                    f"(train purity of the k-means start {entry['kmeans_train_purity']:.4f})")
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                 scores = evaluate(model, test_split)
                 entry.update({f"test_{k}": v for k, v in scores.items() if k != "n_samples"})
