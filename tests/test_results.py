@@ -11,15 +11,17 @@ from vaeclust_tutorial import results
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(tmp_path, seed, purity, precision="float32", quick=False):
-    run = tmp_path / f"run-{seed}-{precision}"
+def _run(tmp_path, seed, purity, precision="float32", quick=False, init="zeros", curve=()):
+    run = tmp_path / f"run-{seed}-{precision}-{init}"
     run.mkdir()
     scores = {"purity": purity, "accuracy": purity - 0.05, "nmi": 0.7, "ari": 0.6, "n_samples": 10}
     metrics = {"dataset": "mnist", "model": "article-b", "seed": seed, "epochs": 50, "train": scores,
                "test": scores, "wall_seconds": 600.0 + seed, "device": "cpu: x86_64, 2 threads",
-               "precision": precision, "quick": quick}
+               "precision": precision, "quick": quick, "config": {"cluster_init": init, "cluster_init_epoch": 1}}
+    history = [{"epoch": e, "loss": 1.0, "seconds": 30.0, **({"test_purity": p} if p is not None else {})}
+               for e, p in enumerate(curve or [purity], 1)]
     (run / "metrics.json").write_text(json.dumps(metrics))
-    (run / "history.json").write_text(json.dumps([{"epoch": 1, "loss": 1.0}]))
+    (run / "history.json").write_text(json.dumps(history))
     return run
 
 
@@ -52,9 +54,39 @@ def test_committed_tables_are_generated_from_the_committed_runs():
     """results/summary.md and the README's results table are what `results` writes from results/*.json."""
     records = results.load_results(ROOT / "results")
     assert records, "results/ holds no run files"
-    assert all(not r["quick"] and r["epochs"] == 50 for r in records)
+    assert all(not r["quick"] and r["test"]["n_samples"] == 10000 and r["train"]["n_samples"] == 60000
+               for r in records), "every results file must be a full run on the whole splits"
     table = results.summary_markdown(ROOT / "results")
     assert (ROOT / "results" / "summary.md").read_text().startswith(table)
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index("<!-- results:start -->"), readme.index("<!-- results:end -->")
     assert table.strip() in readme[start:end]
+    soon = results.time_to_purity_markdown(records)
+    start, end = readme.index("<!-- time-to-purity:start -->"), readme.index("<!-- time-to-purity:end -->")
+    assert soon.strip() in readme[start:end]
+
+
+def test_kmeans_runs_get_their_own_file_and_row(tmp_path):
+    out = tmp_path / "results"
+    results.collect(_run(tmp_path, 0, 0.75), out)
+    results.collect(_run(tmp_path, 0, 0.82, precision="bfloat16", init="kmeans"), out)
+    assert sorted(p.name for p in out.glob("*.json")) == ["mnist-article-b+kmeans-e1-seed0-bf16.json",
+                                                          "mnist-article-b-seed0.json"]
+    rows = results.summarize(results.load_results(out))
+    assert [(r["config"], r["precision"]) for r in rows] == [("article-b", "fp32"), ("article-b+kmeans-e1", "bf16")]
+    # records written before cluster_init existed (no such config field) are the article's start
+    assert results.config_label({"model": "article-a", "config": {}}) == "article-a"
+
+
+def test_time_to_purity_counts_the_first_epoch_at_each_level(tmp_path):
+    history = [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 30.0, "test_purity": 0.71},
+               {"epoch": 3, "seconds": 30.0, "test_purity": 0.69}, {"epoch": 4, "seconds": 30.0, "test_purity": 0.8}]
+    assert results.epochs_to_purity(history, 0.7) == 2
+    assert results.epochs_to_purity(history, 0.8) == 4
+    assert results.epochs_to_purity(history, 0.845) is None
+    out = tmp_path / "results"
+    results.collect(_run(tmp_path, 0, 0.8, curve=[None, 0.71, 0.69, 0.8]), out)
+    results.collect(_run(tmp_path, 1, 0.9, curve=[0.2, 0.5, 0.76, 0.9]), out)
+    table = results.time_to_purity_markdown(results.load_results(out), thresholds=(0.7, 0.8, 0.95))
+    assert table.splitlines()[0] == "| dataset | config | precision | epochs | seeds | 70 % | 80 % | 95 % | s per epoch (median) |"
+    assert table.splitlines()[2] == "| mnist | article-b | fp32 | 50 | 0,1 | 2/2 (ep. 2, 3) | 2/2 (ep. 4, 4) | 0/2 | 30.0 |"

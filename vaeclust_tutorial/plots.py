@@ -117,6 +117,33 @@ def training_curves_figure(history: list) -> Figure:
     return fig
 
 
+def purity_curves_figure(groups: dict, target: float | None = None, target_label: str = "") -> Figure:
+    """Test purity per epoch, one thin line per run and a thick one for each group's mean.
+
+    ``groups`` maps a label to a list of histories (``history`` of a results file). ``target``
+    draws a dashed line (the article's figure). Notebook 05 (the k-means start).
+    """
+    fig = _figure((7, 3.8))
+    ax = fig.subplots()
+    for i, (label, histories) in enumerate(groups.items()):
+        colour = f"C{i}"
+        curves = [[(h["epoch"], h["test_purity"]) for h in hist if "test_purity" in h] for hist in histories]
+        for curve in curves:
+            ax.plot(*zip(*curve), color=colour, lw=0.8, alpha=0.45)
+        span = min(len(c) for c in curves)
+        mean = np.mean([[p for _, p in c[:span]] for c in curves], axis=0)
+        ax.plot([e for e, _ in curves[0][:span]], mean, color=colour, lw=2.2,
+                label=f"{label} (mean of {len(curves)})")
+    if target is not None:
+        ax.axhline(target, color="0.3", ls="--", lw=1)
+        ax.annotate(target_label or f"{target:.3f}", (1, target), xytext=(2, 3), textcoords="offset points",
+                    color="0.3", fontsize=8)
+    ax.set(xlabel="epoch", ylabel="test purity", ylim=(0, 1), title="test purity by epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
 def contingency_figure(matrix, classes=None, title="Clusters (rows) against true classes (columns)") -> Figure:
     """Heat map of a (K, C) contingency matrix with counts written in the cells."""
     m = np.asarray(matrix)

@@ -20,10 +20,18 @@ def precision_tag(metrics: dict) -> str:
     return {"float32": "fp32", "bfloat16": "bf16"}.get(metrics.get("precision", "float32"), metrics["precision"])
 
 
+def config_label(metrics: dict) -> str:
+    """The config a run used: ``article-b``, or ``article-b+kmeans-e1`` when its clusters started from
+    k-means after epoch 1 (``cluster_init="kmeans"``, not the article's start)."""
+    cfg = metrics.get("config", {})
+    init = cfg.get("cluster_init", "zeros")
+    return metrics["model"] + ("" if init == "zeros" else f"+{init}-e{cfg.get('cluster_init_epoch', 1)}")
+
+
 def run_name(metrics: dict) -> str:
     """``<dataset>-<config>-seed<N>``, with ``-bf16`` for a bf16 run (same seed, other file)."""
     tag = precision_tag(metrics)
-    return f"{metrics['dataset']}-{metrics['model']}-seed{metrics['seed']}" + ("" if tag == "fp32" else f"-{tag}")
+    return f"{metrics['dataset']}-{config_label(metrics)}-seed{metrics['seed']}" + ("" if tag == "fp32" else f"-{tag}")
 
 
 def collect(run_dir: str | Path, results_dir: str | Path = "results") -> Path:
@@ -53,7 +61,7 @@ def summarize(records: list[dict]) -> list[dict]:
     """One row per (dataset, config, epochs, precision): n runs, and mean, std, min, max of each metric."""
     groups: dict = {}
     for r in records:
-        groups.setdefault((r["dataset"], r["model"], r["epochs"], precision_tag(r)), []).append(r)
+        groups.setdefault((r["dataset"], config_label(r), r["epochs"], precision_tag(r)), []).append(r)
     rows = []
     for (dataset, model, epochs, precision), runs in sorted(groups.items()):
         row = {"dataset": dataset, "config": model, "epochs": epochs, "precision": precision, "n": len(runs),
@@ -109,10 +117,40 @@ def runs_markdown(results_dir: str | Path = "results") -> str:
     lines = ["| dataset | config | precision | seed | test purity | test Hungarian acc. | test NMI | minutes "
              "| device |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(load_results(results_dir), key=lambda r: (r["dataset"], r["model"], precision_tag(r), r["seed"])):
+    for r in sorted(load_results(results_dir), key=lambda r: (r["dataset"], config_label(r), precision_tag(r), r["seed"])):
         t = r["test"]
-        lines.append(f"| {r['dataset']} | {r['model']} | {precision_tag(r)} | {r['seed']} | {100 * t['purity']:.1f} % "
+        lines.append(f"| {r['dataset']} | {config_label(r)} | {precision_tag(r)} | {r['seed']} | {100 * t['purity']:.1f} % "
                      f"| {100 * t['accuracy']:.1f} % | {t['nmi']:.3f} | {r['wall_seconds'] / 60:.0f} | {r['device']} |")
+    return "\n".join(lines) + "\n"
+
+
+def epochs_to_purity(history: list, threshold: float) -> int | None:
+    """The first epoch whose test evaluation reached ``threshold`` test purity, or None."""
+    return next((h["epoch"] for h in history if h.get("test_purity", -1.0) >= threshold), None)
+
+
+def time_to_purity_markdown(records: list[dict], thresholds=(0.70, 0.75, 0.80, 0.845)) -> str:
+    """How soon each run's test purity first reached each threshold: one row per
+    (dataset, config, precision), each cell "m/n seeds" and the epochs at which they did, and
+    the median seconds per epoch (test evaluation included) to turn epochs into minutes on the
+    machine that trained them. Notebook 05 and the README compare the article's start with the
+    k-means start."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["dataset"], config_label(r), precision_tag(r)), []).append(r)
+    head = " | ".join(f"{100 * t:g} %" for t in thresholds)
+    lines = [f"| dataset | config | precision | epochs | seeds | {head} | s per epoch (median) |",
+             "|---|---|---|---|---|" + "---|" * (len(thresholds) + 1)]
+    for (dataset, label, precision), runs in sorted(groups.items()):
+        runs = sorted(runs, key=lambda r: r["seed"])
+        cells = []
+        for t in thresholds:
+            hits = [e for r in runs if (e := epochs_to_purity(r["history"], t)) is not None]
+            cells.append(f"{len(hits)}/{len(runs)}" + (f" (ep. {', '.join(map(str, hits))})" if hits else ""))
+        seconds = statistics.median(h["seconds"] for r in runs for h in r["history"])
+        epochs = "/".join(map(str, sorted({r["epochs"] for r in runs})))
+        lines.append(f"| {dataset} | {label} | {precision} | {epochs} | {','.join(str(r['seed']) for r in runs)} | "
+                     + " | ".join(cells) + f" | {seconds:.1f} |")
     return "\n".join(lines) + "\n"
 
 
