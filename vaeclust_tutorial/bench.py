@@ -21,7 +21,7 @@ reference             torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader`` (bat
 
 The last row is the project's path, :func:`~vaeclust_tutorial.train.train_step` with
 ``--precision auto``. Evaluation: the reference's loop against
-:func:`~vaeclust_tutorial.train.predict` (batches of 2000 under ``inference_mode``, fp32).
+:func:`~vaeclust_tutorial.train.predict` (batches of ``EVAL_BATCH`` under ``inference_mode``, fp32).
 
 Measurements are interleaved (every path once, then again, ...) and repeated; the
 report gives medians with min and max, ratios to the reference, and the achieved

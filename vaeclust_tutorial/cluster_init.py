@@ -33,7 +33,7 @@ def _codes(model: ClusterVAE, images: torch.Tensor, batch_size: int) -> torch.Te
                       for i in range(0, len(images), batch_size)])
 
 
-def kmeans_init_(model: ClusterVAE, images: torch.Tensor, *, seed: int = 0, batch_size: int = 2000,
+def kmeans_init_(model: ClusterVAE, images: torch.Tensor, *, seed: int = 0, batch_size: int = 200,
                  classifier_epochs: int = 1, classifier_batch: int = 100, lr: float = 1e-3) -> np.ndarray:
     """Set ``model.means`` to k-means centroids of mu(x) and fit p(y|z) to the assignments, in place.
 
