@@ -1,9 +1,10 @@
 """Seconds per MNIST training epoch: this package against the Keras 3 reference, interleaved.
 
-Each repeat trains 3 epochs with each contender in turn (Keras first, then this package once per
+Each repeat trains 4 epochs with each contender in turn (Keras first, then this package once per
 ``--precisions`` entry: fp32, and bf16 autocast where the CPU has it), each in a fresh process
-with the same thread count, and keeps the second epoch (the first includes graph tracing and
-warm-up; no second epoch runs a test evaluation). Prints and writes a JSON report with the
+with the same thread count, and keeps the faster of epochs 2 and 3: the first includes graph
+tracing and warm-up, the last a test evaluation, and Keras run this way has one-off slow epochs
+(article-a: 22.5, 40.3, 20.5 s for epochs 1-3 in one run), which the faster of two skips. Prints and writes a JSON report with the
 median and range per contender and the ratio Keras/contender (above 1: faster than Keras).
 
     .venv/bin/python benchmarks/vs_keras.py --keras-python .venv-keras/bin/python \\
@@ -28,23 +29,31 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+EPOCHS = 4
+
+
+def steady_epoch(history: list) -> float:
+    """The faster of epochs 2 and 3 (see the module docstring)."""
+    return min(h["seconds"] for h in history[1:3])
+
+
 def keras_epoch(python: str, config: str, threads: int, tmp: Path) -> float:
     out = tmp / "keras.json"
-    subprocess.run([python, str(HERE / "keras_reference.py"), "--config", config, "--epochs", "3",
+    subprocess.run([python, str(HERE / "keras_reference.py"), "--config", config, "--epochs", str(EPOCHS),
                     "--eval-every", "1000", "--threads", str(threads), "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    return json.loads(out.read_text())["history"][1]["seconds"]
+    return steady_epoch(json.loads(out.read_text())["history"])
 
 
 def torch_epoch(config: str, threads: int, tmp: Path, precision: str) -> float:
     out = tmp / f"torch-{precision}"
     subprocess.run([sys.executable, "-m", "vaeclust_tutorial", "train", "--dataset", "mnist", "--config", config,
-                    "--epochs", "3", "--eval-every", "1000", "--device", "cpu", "--no-progress",
+                    "--epochs", str(EPOCHS), "--eval-every", "1000", "--device", "cpu", "--no-progress",
                     "--precision", precision, "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
-    return json.loads((out / "history.json").read_text())[1]["seconds"]
+    return steady_epoch(json.loads((out / "history.json").read_text()))
 
 
 def main() -> None:

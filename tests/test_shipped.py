@@ -22,3 +22,14 @@ def test_shipped_checkpoint_reproduces_its_recorded_test_scores(dataset):
     assert scores["n_samples"] == 10000
     assert scores["purity"] == pytest.approx(recorded["test"]["purity"], abs=0.002)
     assert scores["accuracy"] == pytest.approx(recorded["test"]["accuracy"], abs=0.002)
+
+
+@pytest.mark.parametrize("dataset", SHIPPED)
+def test_the_evaluation_batch_does_not_change_a_prediction(dataset):
+    # predict() evaluates in cache-sized batches (EVAL_BATCH, 200) since the metrics of results/
+    # were computed in batches of 2000: every one of the 10k test predictions must be the same.
+    from vaeclust_tutorial.train import EVAL_BATCH, predict
+    model, _ = checkpoint.model_from_checkpoint(checkpoint.shipped_path(dataset))
+    images = data.load(dataset, "test").images
+    assert EVAL_BATCH == 200
+    assert (predict(model, images) == predict(model, images, batch_size=2000)).all()
