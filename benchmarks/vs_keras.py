@@ -4,11 +4,12 @@ Each repeat trains 4 epochs with each contender in turn (Keras first, then this 
 ``--precisions`` entry: fp32, and bf16 autocast where the CPU has it), each in a fresh process
 with the same thread count, and keeps the faster of epochs 2 and 3: the first includes graph
 tracing and warm-up, the last a test evaluation, and Keras run this way has one-off slow epochs
-(article-a: 22.5, 40.3, 20.5 s for epochs 1-3 in one run), which the faster of two skips. Prints and writes a JSON report with the
-median and range per contender and the ratio Keras/contender (above 1: faster than Keras).
+(article-a: 22.5, 40.3, 20.5 s for epochs 1-3 in one run), which the faster of two skips.
+Prints and writes a JSON report with the median and range per contender and the ratio
+Keras/contender (above 1: faster than Keras).
 
     .venv/bin/python benchmarks/vs_keras.py --keras-python .venv-keras/bin/python \\
-        --config article-b --threads 2 --repeats 2 --out results/vs_keras.json
+        --config article-b --threads 2 --repeats 2 --precisions bf16 --out results/vs_keras.json
 
 Needs the data prepared (``python -m vaeclust_tutorial prepare``) and the Keras environment of
 ``benchmarks/keras_reference.py``. Timing is a benchmark, never a test: run it on a quiet machine.

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .config import progress_wanted
 from .losses import vae_loss
 from .metrics import clustering_scores
-from .models import VAE
+from .models import VAE, latent_means  # noqa: F401  (latent_means: notebook 01 calls it from here)
 from .train import MEMORY_FORMAT
 
 
@@ -43,13 +43,6 @@ def train_vae(model: VAE, images: torch.Tensor, *, epochs: int, lam: float = 5.0
         bar.set_postfix(loss=f"{history[-1]['loss']:.2f}")
     bar.close()
     return history
-
-
-@torch.inference_mode()
-def latent_means(model: VAE, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    """mu(x) for every image, (N, d): the codes a two-step method clusters."""
-    model.eval()
-    return torch.cat([model.encoder(images[i:i + batch_size])[0] for i in range(0, len(images), batch_size)])
 
 
 def two_step_scores(mu, labels, n_clusters: int = 10, seed: int = 0) -> dict:

@@ -23,17 +23,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .models import ClusterVAE
+from .models import EVAL_BATCH, ClusterVAE, latent_means
 
 
-@torch.inference_mode()
-def _codes(model: ClusterVAE, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    model.eval()
-    return torch.cat([model.encoder(images[i:i + batch_size])[0].float()
-                      for i in range(0, len(images), batch_size)])
-
-
-def kmeans_init_(model: ClusterVAE, images: torch.Tensor, *, seed: int = 0, batch_size: int = 200,
+def kmeans_init_(model: ClusterVAE, images: torch.Tensor, *, seed: int = 0, batch_size: int = EVAL_BATCH,
                  classifier_epochs: int = 1, classifier_batch: int = 100, lr: float = 1e-3) -> np.ndarray:
     """Set ``model.means`` to k-means centroids of mu(x) and fit p(y|z) to the assignments, in place.
 
@@ -47,7 +40,7 @@ def kmeans_init_(model: ClusterVAE, images: torch.Tensor, *, seed: int = 0, batc
     if len(images) < k:
         raise ValueError(f"k-means initialisation needs at least K={k} training images, got {len(images)}")
     was_training = model.training
-    mu = _codes(model, images, batch_size)
+    mu = latent_means(model, images, batch_size)
     km = KMeans(k, n_init=3, random_state=seed).fit(mu.cpu().numpy().astype(np.float64))
     labels = torch.as_tensor(km.labels_, dtype=torch.long, device=mu.device)
     with torch.no_grad():

