@@ -1,11 +1,13 @@
 """The sweep command: run specs, several runs at once, skip finished ones, stop and resume."""
 
 import json
+import re
 
 import pytest
 
 from vaeclust_tutorial.cli import main
-from vaeclust_tutorial.sweep import RunSpec, parse_spec, sweep
+from vaeclust_tutorial.results import run_name
+from vaeclust_tutorial.sweep import RunSpec, parse_spec, sweep, train_command
 
 
 def test_specs_expand_seed_ranges_and_lists():
@@ -14,15 +16,31 @@ def test_specs_expand_seed_ranges_and_lists():
     assert parse_spec("mnist:article-a:7")[0].name == "mnist-article-a-seed7"
 
 
+def test_a_kmeans_start_spec_names_the_run_as_results_does_and_passes_the_options(tmp_path):
+    spec, = parse_spec("mnist:article-b+kmeans-e5:3")
+    assert spec == RunSpec("mnist", "article-b", 3, kmeans_epoch=5)
+    assert spec.name == "mnist-article-b+kmeans-e5-seed3"
+    metrics = {"dataset": "mnist", "model": "article-b", "seed": 3, "precision": "float32",
+               "config": {"cluster_init": "kmeans", "cluster_init_epoch": 5}}
+    assert run_name(metrics) == spec.name
+    cmd = train_command(spec, tmp_path, 20, "cpu", "auto")
+    assert cmd[cmd.index("--cluster-init"):cmd.index("--cluster-init") + 4] == \
+        ["--cluster-init", "kmeans", "--cluster-init-epoch", "5"]
+    assert "--cluster-init" not in train_command(parse_spec("mnist:article-b:3")[0], tmp_path, 20, "cpu", "auto")
+
+
 @pytest.mark.parametrize("text, message", [
     ("mnist:article-b", "is not DATASET:CONFIG:SEEDS"),
     ("svhn:article-b:0", "unknown dataset 'svhn'"),
     ("mnist:vade:0", "unknown config 'vade'"),
+    ("mnist:vade+kmeans-e5:0", "unknown config 'vade'"),
+    ("mnist:article-b+kmeans:0", "'+kmeans' is not a cluster start; write CONFIG+kmeans-eN"),
+    ("mnist:article-b+kmeans-e0:0", "'+kmeans-e0' is not a cluster start"),
     ("mnist:article-b:4-2", "seeds '4-2' are not like"),
     ("mnist:article-b:x", "seeds 'x' are not like"),
 ])
 def test_bad_specs_say_what_is_valid(capsys, text, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         parse_spec(text)
     assert main(["sweep", text]) == 2 and message in capsys.readouterr().err
 
@@ -57,3 +75,11 @@ def test_a_failing_run_is_reported_with_its_log(tmp_path, monkeypatch):
     rows = sweep(parse_spec("mnist:article-a:0"), tmp_path, epochs=1)
     assert rows[0]["status"].startswith("failed (exit 2; see ")
     assert "error:" in (tmp_path / "mnist-article-a-seed0.log").read_text()
+
+
+def test_a_kmeans_start_sweep_trains_with_that_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAECLUST_QUICK", "1")
+    rows = sweep(parse_spec("mnist:article-a+kmeans-e1:0"), tmp_path, epochs=2)
+    assert rows[0]["status"] == "finished"
+    metrics = json.loads((tmp_path / "mnist-article-a+kmeans-e1-seed0" / "metrics.json").read_text())
+    assert metrics["config"]["cluster_init"] == "kmeans" and metrics["config"]["cluster_init_epoch"] == 1

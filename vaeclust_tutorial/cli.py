@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run train for each DATASET:CONFIG:SEEDS, JOBS at a time, into "
                                    "RUNS/<dataset>-<config>-seed<N>/ with --resume; finished runs are skipped.")
     s.add_argument("specs", nargs="+", metavar="DATASET:CONFIG:SEEDS",
-                   help="e.g. mnist:article-b:0-4 fashion-mnist:article-c:0,1,2")
+                   help="e.g. mnist:article-b:0-4 fashion-mnist:article-c:0,1,2; CONFIG+kmeans-eN for "
+                        "the k-means start after epoch N, e.g. mnist:article-b+kmeans-e5:0-2")
     s.add_argument("--jobs", type=_positive_int(1, "--jobs"), default=1,
                    help="runs at the same time (default 1; on a GPU 8 or more)")
     s.add_argument("--epochs", type=_positive_int(1, "--epochs"), default=50, help="epochs (default 50)")

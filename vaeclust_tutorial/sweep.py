@@ -27,23 +27,40 @@ class RunSpec:
     dataset: str
     config: str
     seed: int
+    kmeans_epoch: int | None = None     # the k-means start after this epoch; None: the article's start
+
+    @property
+    def label(self) -> str:
+        """The config as ``results`` names it: ``article-b``, or ``article-b+kmeans-e5``."""
+        return self.config + ("" if self.kmeans_epoch is None else f"+kmeans-e{self.kmeans_epoch}")
 
     @property
     def name(self) -> str:
-        return f"{self.dataset}-{self.config}-seed{self.seed}"
+        return f"{self.dataset}-{self.label}-seed{self.seed}"
 
 
 def parse_spec(text: str) -> list[RunSpec]:
-    """``DATASET:CONFIG:SEEDS`` with SEEDS as ``3``, ``0-4`` or ``0,2,5`` -> one RunSpec per seed."""
+    """``DATASET:CONFIG:SEEDS`` with SEEDS as ``3``, ``0-4`` or ``0,2,5`` -> one RunSpec per seed.
+
+    CONFIG is a preset, optionally with ``+kmeans-eN`` (``train --cluster-init kmeans
+    --cluster-init-epoch N``), e.g. ``mnist:article-b+kmeans-e5:0-4``.
+    """
     parts = text.split(":")
-    fix = "write DATASET:CONFIG:SEEDS, e.g. mnist:article-b:0-4 or fashion-mnist:article-c:0,2"
+    fix = ("write DATASET:CONFIG:SEEDS, e.g. mnist:article-b:0-4, fashion-mnist:article-c:0,2 "
+           "or mnist:article-b+kmeans-e5:0-2")
     if len(parts) != 3:
         raise ValueError(f"run spec {text!r} is not DATASET:CONFIG:SEEDS; {fix}")
     dataset, config, seeds = parts
     if dataset not in DATASETS:
         raise ValueError(f"run spec {text!r}: unknown dataset {dataset!r}; valid datasets are {list(DATASETS)}")
+    config, plus, start = config.partition("+")
     if config not in PRESETS:
         raise ValueError(f"run spec {text!r}: unknown config {config!r}; valid configs are {list(PRESETS)}")
+    m = re.fullmatch(r"kmeans-e([1-9]\d*)", start)
+    if plus and not m:
+        raise ValueError(f"run spec {text!r}: {'+' + start!r} is not a cluster start; "
+                         f"write CONFIG+kmeans-eN (k-means after epoch N >= 1), e.g. article-b+kmeans-e5")
+    kmeans_epoch = int(m.group(1)) if plus else None
     values: list[int] = []
     for chunk in seeds.split(","):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", chunk.strip())
@@ -52,13 +69,16 @@ def parse_spec(text: str) -> list[RunSpec]:
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         values.extend(range(lo, hi + 1))
-    return [RunSpec(dataset, config, s) for s in dict.fromkeys(values)]
+    return [RunSpec(dataset, config, s, kmeans_epoch) for s in dict.fromkeys(values)]
 
 
 def train_command(spec: RunSpec, out: Path, epochs: int, device: str, precision: str) -> list[str]:
+    start = [] if spec.kmeans_epoch is None else \
+        ["--cluster-init", "kmeans", "--cluster-init-epoch", str(spec.kmeans_epoch)]
     return [sys.executable, "-m", "vaeclust_tutorial", "train", "--dataset", spec.dataset,
             "--config", spec.config, "--seed", str(spec.seed), "--epochs", str(epochs),
-            "--out", str(out), "--resume", "--no-progress", "--device", device, "--precision", precision]
+            "--out", str(out), "--resume", "--no-progress", "--device", device, "--precision", precision,
+            *start]
 
 
 def epochs_done(out: Path) -> int:
