@@ -1,13 +1,21 @@
 """The sweep command: run specs, several runs at once, skip finished ones, stop and resume."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from vaeclust_tutorial.cli import main
 from vaeclust_tutorial.results import run_name
 from vaeclust_tutorial.sweep import RunSpec, parse_spec, sweep, train_command
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_specs_expand_seed_ranges_and_lists():
@@ -83,3 +91,31 @@ def test_a_kmeans_start_sweep_trains_with_that_start(tmp_path, monkeypatch):
     assert rows[0]["status"] == "finished"
     metrics = json.loads((tmp_path / "mnist-article-a+kmeans-e1-seed0" / "metrics.json").read_text())
     assert metrics["config"]["cluster_init"] == "kmeans" and metrics["config"]["cluster_init_epoch"] == 1
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc to find the runs")
+def test_sigterm_to_a_sweep_stops_the_runs_it_started(tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "VAECLUST_QUICK": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "vaeclust_tutorial", "sweep", "mnist:article-a:0",
+                             "--epochs", "2", "--runs-dir", str(runs)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_processes_mentioning(f"{runs}/mnist-article-a-seed0")) == 0:
+        time.sleep(0.05)
+    assert _processes_mentioning(f"{runs}/mnist-article-a-seed0"), "the sweep never started its run"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    time.sleep(0.2)
+    assert _processes_mentioning(f"{runs}/mnist-article-a-seed0") == []

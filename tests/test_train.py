@@ -59,6 +59,47 @@ def test_an_fp32_run_resumed_with_the_auto_default_stays_fp32(tmp_path, tiny_con
         train(bf16, tmp_path, resume=True, splits=mnist_small, progress=False)
 
 
+def _as_if_written_on(path, device, **changes):
+    """Rewrite a checkpoint as a run on ``device`` would have left it (no GPU is needed to test it)."""
+    state = torch.load(path, weights_only=True)
+    state["config"]["device"] = device
+    for key, value in changes.items():
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+    checkpoint.save(path, {k: v for k, v in state.items() if not k.startswith("format")})
+
+
+def test_a_run_resumed_on_another_device_keeps_its_dtype_and_says_where_each_epoch_ran(tmp_path, mnist_small):
+    cfg = preset("article-a", epochs=1, train_limit=500, test_limit=300, device="cpu", precision="auto")
+    first = train(cfg, tmp_path / "a", splits=mnist_small, progress=False)
+    here = first.metrics["device"]
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert state["devices"] == [[here, 1, 1]] and state["dtype"] == first.metrics["precision"]
+    # A GPU run from before checkpoints recorded their dtype: "auto" on "cuda" was fp32, so it
+    # finishes in fp32 here, even on a CPU where "auto" means bf16.
+    _as_if_written_on(tmp_path / "a" / "checkpoint.pt", "cuda", dtype=None, devices=None)
+    logs = []
+    result = train(preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu"),
+                   tmp_path / "a", resume=True, splits=mnist_small, progress=False, log=logs.append)
+    assert result.metrics["precision"] == "float32"
+    assert result.metrics["device"] == f"cuda (epochs 1-1); {here} (epochs 2-2)"
+    assert any("trained on 'cuda' so far, resuming on 'cpu' in float32" in line for line in logs)
+    # A recorded dtype wins over what "auto" would pick on either device.
+    train(cfg, tmp_path / "b", splits=mnist_small, progress=False)
+    _as_if_written_on(tmp_path / "b" / "checkpoint.pt", "cuda", dtype="bfloat16",
+                      devices=[["cuda: a GPU", 1, 1]])
+    result = train(preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu"),
+                   tmp_path / "b", resume=True, splits=mnist_small, progress=False)
+    assert result.metrics["precision"] == "bfloat16"
+    assert result.metrics["device"] == f"cuda: a GPU (epochs 1-1); {here} (epochs 2-2)"
+    # Other options still may not change.
+    with pytest.raises(checkpoint.CheckpointError, match="lam"):
+        train(preset("article-a", epochs=3, train_limit=500, test_limit=300, device="cpu", lam=3.0),
+              tmp_path / "b", resume=True, splits=mnist_small, progress=False)
+
+
 SCRIPT = """
 import sys
 from vaeclust_tutorial import preset, train

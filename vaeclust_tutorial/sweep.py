@@ -2,8 +2,9 @@
 
 Each run is the ordinary ``train`` command in its own process, writing
 ``RUNS/<dataset>-<config>-seed<N>/`` (the names ``results`` expects) with ``--resume``,
-so a sweep that is stopped (Ctrl-C, ``--stop-after``, a kill) loses at most the
-epoch each run was in, and the same command carries on. A finished run is skipped.
+so a sweep that is stopped (Ctrl-C, ``--stop-after``, SIGTERM; each stops the runs it
+started) loses at most the epoch each run was in, and the same command carries on. A
+finished run is skipped.
 On a GPU several small runs share the card far better than one (each process
 keeps it busy while the others launch kernels); on a CPU use ``--jobs 1``.
 """
@@ -13,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +114,7 @@ def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1,
     running: dict[RunSpec, tuple[subprocess.Popen, object]] = {}
     returncodes: dict[RunSpec, int | None] = {}
     start = time.monotonic()
+    restore = _exit_on_sigterm()
     try:
         while pending or running:
             while pending and len(running) < jobs:
@@ -133,6 +137,7 @@ def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1,
                 break
             time.sleep(1.0)
     finally:
+        restore()
         for spec, (proc, logfile) in running.items():
             proc.terminate()
             proc.wait()
@@ -141,6 +146,20 @@ def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1,
     for spec in pending:            # never started: --stop-after came first
         returncodes[spec] = None
     return [_row(s, runs_dir, epochs, returncodes.get(s, 0)) for s in specs]
+
+
+def _exit_on_sigterm():
+    """Make SIGTERM (``kill``, a job scheduler's stop) end the sweep through its ``finally``, which
+    stops the runs it started; Python's default would leave them running unattended. Returns
+    the function that restores the previous handler (a no-op off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _row(spec: RunSpec, runs_dir: Path, epochs: int, returncode: int | None) -> dict:

@@ -154,6 +154,26 @@ def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
+def _run_dtype(state: dict, saved: TrainConfig, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a resumed run goes on in: the one it trained in. ``precision="auto"`` resolves
+    per device (bf16 on this CPU, fp32 on a GPU), so a GPU run finished on a CPU would otherwise
+    switch precision halfway. Checkpoints record it; for older ones it follows from an explicit
+    saved device, and with ``device="auto"`` it is unknown and resolves here as before."""
+    if "dtype" in state:
+        return getattr(torch, state["dtype"])
+    if saved.device != "auto":
+        return resolve_precision(saved.precision, torch.device(saved.device))
+    return dtype
+
+
+def _note_device(devices: list, description: str, epoch: int) -> None:
+    """Extend ``devices`` ([description, first epoch, last epoch] spans) with one epoch."""
+    if devices and devices[-1][0] == description:
+        devices[-1][2] = epoch
+    else:
+        devices.append([description, epoch, epoch])
+
+
 def _check_finite(terms, epoch: int, step: int, ckpt_path) -> None:
     values = torch.stack([t.detach().float() for t in terms])
     if bool(torch.isfinite(values).all()):
@@ -224,7 +244,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         model.to(memory_format=MEMORY_FORMAT)
         x_train = x_train.contiguous(memory_format=MEMORY_FORMAT)
     optimizer = make_optimizer(model, cfg, device)
-    history, start_epoch, started_at = [], 0, git_commit()
+    history, start_epoch, started_at, devices = [], 0, git_commit(), []
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = checkpoint.load(ckpt_path, map_location=device)
         saved = state["config"]
@@ -232,9 +252,10 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
             # a run started in fp32 (the default before "auto") finishes in fp32
             cfg = TrainConfig.from_dict({**cfg.to_dict(), "precision": saved.precision})
             dtype = resolve_precision(cfg.precision, device)
-        # Only the number of epochs may change on resume (to extend a finished run).
+        # Only the number of epochs (to extend a finished run) and the device (to finish a GPU
+        # run on a CPU, say) may change on resume; the compute dtype stays the run's.
         diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
-                if getattr(cfg, k) != v and k != "epochs"}
+                if getattr(cfg, k) != v and k not in ("epochs", "device")}
         if diff:
             raise checkpoint.CheckpointError(
                 f"{ckpt_path} was written with another configuration (checkpoint vs now: {diff}); "
@@ -242,10 +263,17 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         if state["epoch"] > cfg.epochs:
             raise ValueError(f"{ckpt_path} has already trained {state['epoch']} epochs, more than "
                              f"epochs={cfg.epochs}; pass --epochs {state['epoch']} or more")
+        dtype = _run_dtype(state, saved, dtype)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], generator, device)
         history, start_epoch = list(state["history"]), int(state["epoch"])
+        devices = [list(d) for d in state.get("devices", [])]
+        if not devices and start_epoch and saved.device != "auto" and saved.device != cfg.device:
+            devices = [[saved.device, 1, start_epoch]]    # a checkpoint from before "devices" existed
+        if saved.device != cfg.device:
+            log(f"{ckpt_path}: trained on {saved.device!r} so far, resuming on {cfg.device!r} "
+                f"in {str(dtype).replace('torch.', '')}")
         started_at = state.get("git_commit_start", started_at)
         done = out_dir / "metrics.json"
         if start_epoch == cfg.epochs and done.exists():
@@ -291,12 +319,14 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                 entry.update({f"test_{k}": v for k, v in scores.items() if k != "n_samples"})
             entry["seconds"] = time.perf_counter() - t0
             history.append(entry)
+            _note_device(devices, device_description(device), epoch)
             if ckpt_path is not None:
                 checkpoint.save(ckpt_path, {
                     "package_version": __version__, "config": cfg.to_dict(), "epoch": epoch,
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "history": history, "rng": _rng_state(generator, device),
-                    "git_commit_start": started_at})
+                    "git_commit_start": started_at, "dtype": str(dtype).replace("torch.", ""),
+                    "devices": devices})
                 atomic_write_json(out_dir / "history.json", history)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, model, entry)
@@ -310,6 +340,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
     metrics = final_metrics(model, cfg, train_split, test_split, device, dtype,
                             wall_seconds=time.perf_counter() - wall_start)
     metrics["git_commit_start"] = started_at     # the code that began the run (resumes may be later)
+    if len(devices) > 1:                         # resumed on another device: say where each epoch ran
+        metrics["device"] = "; ".join(f"{d} (epochs {a}-{b})" for d, a, b in devices)
     if out_dir is not None:
         atomic_write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model=model, history=history, metrics=metrics, out_dir=out_dir)
