@@ -90,3 +90,29 @@ def test_time_to_purity_counts_the_first_epoch_at_each_level(tmp_path):
     table = results.time_to_purity_markdown(results.load_results(out), thresholds=(0.7, 0.8, 0.95))
     assert table.splitlines()[0] == "| dataset | config | precision | epochs | seeds | 70 % | 80 % | 95 % | s per epoch (median) |"
     assert table.splitlines()[2] == "| mnist | article-b | fp32 | 50 | 0,1 | 2/2 (ep. 2, 3) | 2/2 (ep. 4, 4) | 0/2 | 30.0 |"
+
+
+@pytest.mark.parametrize("name, marker", [("bench.json", "speed"), ("bench-cuda.json", "speed-gpu")])
+def test_readme_speed_tables_are_generated_from_the_committed_bench_reports(name, marker):
+    """Each committed `bench` report's table sits in the README block its device selects."""
+    from vaeclust_tutorial.bench import readme_marker, speed_markdown
+    report = json.loads((ROOT / "results" / name).read_text())
+    assert readme_marker(report) == marker and not report["quick"]
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(f"<!-- {marker}:start -->"), readme.index(f"<!-- {marker}:end -->")
+    assert readme[start:end].strip().endswith(speed_markdown(report, f"results/{name}").strip())
+
+
+def test_purity_curves_group_by_start_and_read_means_at_epochs():
+    def record(seed, init, precision, curve):
+        return {"dataset": "mnist", "model": "article-b", "seed": seed, "precision": precision,
+                "config": {"cluster_init": init, "cluster_init_epoch": 5},
+                "history": [{"epoch": i + 1, "test_purity": p} for i, p in enumerate(curve)]}
+    records = [record(0, "zeros", "float32", [0.2, 0.4, 0.6]), record(1, "zeros", "float32", [0.2, 0.6, 0.8]),
+               record(0, "kmeans", "float32", [0.5, 0.7]), record(0, "zeros", "bfloat16", [0.9, 0.9, 0.9]),
+               {**record(0, "zeros", "float32", [0.1]), "model": "article-a"}]
+    curves = results.purity_curves(records, "mnist", "article-b", "fp32")
+    assert list(curves) == ["article-b", "article-b+kmeans-e5"] and len(curves["article-b"]) == 2
+    text = results.purity_at_epochs(curves, (2, 3))
+    assert text.splitlines() == ["article-b (2 runs): ep. 2: 0.500 ± 0.141   ep. 3: 0.700 ± 0.141",
+                                 "article-b+kmeans-e5 (1 runs): ep. 2: 0.700 ± 0.000"]

@@ -227,6 +227,12 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
     return report
 
 
+def readme_marker(report: dict) -> str:
+    """The README block a report's table goes in: ``speed`` for a CPU, ``speed-gpu`` for a GPU,
+    so a GPU run of ``bench --readme`` adds its table beside the CPU's instead of replacing it."""
+    return "speed-gpu" if report["machine"]["device"].startswith("cuda") else "speed"
+
+
 def speed_markdown(report: dict, source=None) -> str:
     """The README's speed table for one benchmark report."""
     ips, m = report["train_images_per_second"], report["machine"]

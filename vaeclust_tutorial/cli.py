@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="JSON file to write (default: print only)")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda")
     s.add_argument("--readme", type=Path, help="also write a speed table into this README, between "
-                                               "<!-- speed:start --> and <!-- speed:end -->")
+                                               "<!-- speed:start --> and <!-- speed:end --> "
+                                               "(<!-- speed-gpu:... --> for a GPU)")
 
     s = sub.add_parser("results", help="collect runs into results/ and print the summary table",
                        description="Copy each run's metrics and history into one results/RUN.json and "
@@ -256,9 +257,9 @@ def cmd_bench(args):
         from .io import atomic_write_bytes
         atomic_write_bytes(args.out, (text + "\n").encode())
     if args.readme is not None:
-        from .bench import speed_markdown
+        from .bench import readme_marker, speed_markdown
         from .io import replace_between_markers
-        replace_between_markers(args.readme, "speed", speed_markdown(report, args.out))
+        replace_between_markers(args.readme, readme_marker(report), speed_markdown(report, args.out))
     print(text)
 
 

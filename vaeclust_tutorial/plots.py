@@ -117,7 +117,8 @@ def training_curves_figure(history: list) -> Figure:
     return fig
 
 
-def purity_curves_figure(groups: dict, target: float | None = None, target_label: str = "") -> Figure:
+def purity_curves_figure(groups: dict, target: float | None = None, target_label: str = "",
+                         title: str = "test purity by epoch") -> Figure:
     """Test purity per epoch, one thin line per run and a thick one for each group's mean.
 
     ``groups`` maps a label to a list of histories (``history`` of a results file). ``target``
@@ -138,7 +139,7 @@ def purity_curves_figure(groups: dict, target: float | None = None, target_label
         ax.axhline(target, color="0.3", ls="--", lw=1)
         ax.annotate(target_label or f"{target:.3f}", (1, target), xytext=(2, 3), textcoords="offset points",
                     color="0.3", fontsize=8)
-    ax.set(xlabel="epoch", ylabel="test purity", ylim=(0, 1), title="test purity by epoch")
+    ax.set(xlabel="epoch", ylabel="test purity", ylim=(0, 1), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return fig

@@ -154,6 +154,32 @@ def time_to_purity_markdown(records: list[dict], thresholds=(0.70, 0.75, 0.80, 0
     return "\n".join(lines) + "\n"
 
 
+def purity_curves(records: list[dict], dataset: str, model: str, precision: str) -> dict[str, list]:
+    """The histories of ``dataset``/``model`` runs in one precision ("fp32" or "bf16"), grouped by
+    config label (the article's start, ``+kmeans-eN``): what ``plots.purity_curves_figure``
+    draws. Notebook 05."""
+    groups: dict[str, list] = {}
+    for r in records:
+        if r["dataset"] == dataset and r["model"] == model and precision_tag(r) == precision:
+            groups.setdefault(config_label(r), []).append(r["history"])
+    return dict(sorted(groups.items()))
+
+
+def purity_at_epochs(curves: dict[str, list], epochs) -> str:
+    """One line per group: mean test purity ± std over its runs at each of ``epochs`` that all
+    its runs reached with a test evaluation. Notebook 05."""
+    lines = []
+    for label, hists in curves.items():
+        cells = []
+        for epoch in epochs:
+            p = [h[epoch - 1]["test_purity"] for h in hists if len(h) >= epoch and "test_purity" in h[epoch - 1]]
+            if p and len(p) == len(hists):
+                std = statistics.stdev(p) if len(p) > 1 else 0.0
+                cells.append(f"ep. {epoch}: {statistics.mean(p):.3f} ± {std:.3f}")
+        lines.append(f"{label} ({len(hists)} runs): " + "   ".join(cells))
+    return "\n".join(lines)
+
+
 def write_summary(results_dir: str | Path = "results") -> None:
     """``results/summary.md`` and ``results/summary.json`` from the per-run files."""
     results_dir = Path(results_dir)
