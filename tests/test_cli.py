@@ -1,12 +1,15 @@
 """The command line: every command once, and bad values rejected with what is valid."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vaeclust_tutorial import data
 from vaeclust_tutorial.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(capsys, *argv):
@@ -129,3 +132,14 @@ def test_bench_quick_form_reports_both_paths(capsys, tmp_path):
     assert report["train_speedup"] > 0 and report["matmul_peak_gflops"]["fp32"] > 0
     assert 0 < report["finite_check_share_of_step"] < 1
     assert "repeat 1/1" in err
+
+
+def test_profile_script_names_where_a_step_spends_its_time(capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("profile_step", ROOT / "benchmarks" / "profile_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--config", "article-a", "--steps", "2", "--warmup", "1", "--rows", "5"])
+    out = capsys.readouterr().out
+    assert "article-a" in out and "2 profiled steps" in out
+    assert "aten::convolution_backward" in out and "Input Shapes" in out
