@@ -113,6 +113,8 @@ def test_purity_curves_group_by_start_and_read_means_at_epochs():
                {**record(0, "zeros", "float32", [0.1]), "model": "article-a"}]
     curves = results.purity_curves(records, "mnist", "article-b", "fp32")
     assert list(curves) == ["article-b", "article-b+kmeans-e5"] and len(curves["article-b"]) == 2
+    only_seed_1 = results.purity_curves(records, "mnist", "article-b", "fp32", seeds=(1,))
+    assert list(only_seed_1) == ["article-b"] and [len(h) for h in only_seed_1["article-b"]] == [3]
     text = results.purity_at_epochs(curves, (2, 3))
     assert text.splitlines() == ["article-b (2 runs): ep. 2: 0.500 ± 0.141   ep. 3: 0.700 ± 0.141",
                                  "article-b+kmeans-e5 (1 runs): ep. 2: 0.700 ± 0.000"]

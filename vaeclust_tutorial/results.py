@@ -154,13 +154,15 @@ def time_to_purity_markdown(records: list[dict], thresholds=(0.70, 0.75, 0.80, 0
     return "\n".join(lines) + "\n"
 
 
-def purity_curves(records: list[dict], dataset: str, model: str, precision: str) -> dict[str, list]:
+def purity_curves(records: list[dict], dataset: str, model: str, precision: str,
+                  seeds=None) -> dict[str, list]:
     """The histories of ``dataset``/``model`` runs in one precision ("fp32" or "bf16"), grouped by
-    config label (the article's start, ``+kmeans-eN``): what ``plots.purity_curves_figure``
-    draws. Notebook 05."""
+    config label (the article's start, ``+kmeans-eN``), optionally only of ``seeds``: what
+    ``plots.purity_curves_figure`` draws. Notebook 05."""
     groups: dict[str, list] = {}
     for r in records:
-        if r["dataset"] == dataset and r["model"] == model and precision_tag(r) == precision:
+        if r["dataset"] == dataset and r["model"] == model and precision_tag(r) == precision \
+                and (seeds is None or r["seed"] in seeds):
             groups.setdefault(config_label(r), []).append(r["history"])
     return dict(sorted(groups.items()))
 
