@@ -259,7 +259,7 @@ for init in ("zeros", "kmeans"):
 # epoch, and the first epoch at which each run reached each level.
 
 # %%
-curves = results.purity_curves(records, "mnist", "article-b", "bf16")
+curves = results.purity_curves(records, "mnist", "article-b", "bf16", seeds=(0, 1, 2))
 if curves:
     display(plots.purity_curves_figure(curves, target=0.845, target_label="the article: 84.5 %",
                                        title="test purity by epoch: bf16, this CPU"))
