@@ -21,6 +21,12 @@ ESTIMATORS = ("closed-form", "sample")
 PRECISIONS = ("fp32", "bf16", "auto")
 CLUSTER_INITS = ("zeros", "kmeans")
 
+
+def run_label(model: str, cluster_init: str = "zeros", cluster_init_epoch: int = 1) -> str:
+    """How runs, results files and sweep specs name a config: ``article-b`` with the article's
+    start, ``article-b+kmeans-e5`` with the k-means start after epoch 5."""
+    return model + ("" if cluster_init == "zeros" else f"+{cluster_init}-e{cluster_init_epoch}")
+
 # The three versions of the author's script (method.md section 3).
 PRESETS = {
     # First commit 0fe7a91: one strided conv per stage, ReLU.

@@ -10,6 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
+from .config import run_label
 from .io import atomic_write_bytes, atomic_write_json
 
 METRICS = ("purity", "accuracy", "nmi", "ari")
@@ -24,8 +25,7 @@ def config_label(metrics: dict) -> str:
     """The config a run used: ``article-b``, or ``article-b+kmeans-e1`` when its clusters started from
     k-means after epoch 1 (``cluster_init="kmeans"``, not the article's start)."""
     cfg = metrics.get("config", {})
-    init = cfg.get("cluster_init", "zeros")
-    return metrics["model"] + ("" if init == "zeros" else f"+{init}-e{cfg.get('cluster_init_epoch', 1)}")
+    return run_label(metrics["model"], cfg.get("cluster_init", "zeros"), cfg.get("cluster_init_epoch", 1))
 
 
 def run_name(metrics: dict) -> str:

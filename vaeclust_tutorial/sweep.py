@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DATASETS, PRESETS
+from .config import DATASETS, PRESETS, run_label
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class RunSpec:
     @property
     def label(self) -> str:
         """The config as ``results`` names it: ``article-b``, or ``article-b+kmeans-e5``."""
-        return self.config + ("" if self.kmeans_epoch is None else f"+kmeans-e{self.kmeans_epoch}")
+        if self.kmeans_epoch is None:
+            return run_label(self.config)
+        return run_label(self.config, "kmeans", self.kmeans_epoch)
 
     @property
     def name(self) -> str:
