@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vaeclust_tutorial import data
 from vaeclust_tutorial.cli import main
@@ -128,10 +129,49 @@ def test_bench_quick_form_reports_both_paths(capsys, tmp_path):
     assert list(report["train_images_per_second"]) == [p.name for p in PATHS if bf16 or not p.bf16]
     assert all(s["median"] > 0 for s in report["train_images_per_second"].values())
     assert report["train_ratio_to_reference"]["reference"] == 1.0
+    assert list(report["contrast_images_per_second"]) == (["bf16, plain kernels"] if bf16 else [])
     assert all(report["eval_images_per_second"][k]["median"] > 0 for k in ("reference", "project"))
     assert report["train_speedup"] > 0 and report["matmul_peak_gflops"]["fp32"] > 0
     assert 0 < report["finite_check_share_of_step"] < 1
+    ceiling = report["conv_ceiling"]
+    assert ceiling["ms_per_step"] == pytest.approx(sum(c["ms"] for c in ceiling["calls"]))
+    assert ceiling["images_per_second"] == pytest.approx(100 / (ceiling["ms_per_step"] / 1e3))
     assert "repeat 1/1" in err
+
+
+def test_conv_ceiling_replays_every_convolution_of_a_step_forward_and_backward():
+    from torch import nn
+    from vaeclust_tutorial import bench, preset
+    from vaeclust_tutorial.models import conv_cluster_vae
+    cfg = preset("article-b")
+    x = torch.rand(300, 1, 28, 28)
+    runner = bench._Runner(bench.PATHS[-1], cfg, torch.device("cpu"), x, None,
+                           conv_cluster_vae("article-b").state_dict())
+    result = bench.conv_ceiling(runner, repeats=1, calls=1)
+    convs = [m for m in runner.model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert len(convs) == 9   # 4 in the encoder, 4 in the decoder and its last conv
+    passes = [c["pass"] for c in result["calls"]]
+    assert passes.count("forward") == passes.count("backward") == len(convs)
+    # forward calls see the layers in order: the first conv reads the image
+    first = result["calls"][0]
+    assert first["input"] == [100, 1, 29, 29] and first["weight"] == [32, 1, 3, 3]
+    assert all(c["ms"] > 0 for c in result["calls"])
+    # 2 x multiply-adds: the first conv's forward (14*14 outputs, 32 channels, 9 taps, 1 input channel);
+    # its backward computes only the weight gradient (the image needs none), so the same count again
+    assert first["gflops"] * first["ms"] / 1e3 == pytest.approx(2 * 100 * 14 * 14 * 32 * 9 / 1e9)
+    last = result["calls"][-1]
+    assert last["pass"] == "backward" and last["input"] == [100, 1, 29, 29]
+    assert last["gflops"] * last["ms"] / 1e3 == pytest.approx(2 * 100 * 14 * 14 * 32 * 9 / 1e9)
+    forward_flop = sum(c["gflops"] * c["ms"] / 1e3 for c in result["calls"] if c["pass"] == "forward")
+    assert result["gflop_per_step"] == pytest.approx(3 * forward_flop, rel=0.02)   # backward ~ 2 x forward
+
+
+def test_readme_marker_gives_each_device_and_model_its_own_block():
+    from vaeclust_tutorial.bench import readme_marker
+    def marker(device, config):
+        return readme_marker({"machine": {"device": device}, "config": config})
+    assert marker("cpu", "article-b") == "speed" and marker("cuda:0", "article-b") == "speed-gpu"
+    assert marker("cpu", "article-a") == "speed-article-a" and marker("cuda", "article-c") == "speed-gpu-article-c"
 
 
 def test_profile_script_names_where_a_step_spends_its_time(capsys):

@@ -92,7 +92,8 @@ def test_time_to_purity_counts_the_first_epoch_at_each_level(tmp_path):
     assert table.splitlines()[2] == "| mnist | article-b | fp32 | 50 | 0,1 | 2/2 (ep. 2, 3) | 2/2 (ep. 4, 4) | 0/2 | 30.0 |"
 
 
-@pytest.mark.parametrize("name, marker", [("bench.json", "speed"), ("bench-cuda.json", "speed-gpu")])
+@pytest.mark.parametrize("name, marker", [("bench.json", "speed"), ("bench-article-a.json", "speed-article-a"),
+                                          ("bench-cuda.json", "speed-gpu")])
 def test_readme_speed_tables_are_generated_from_the_committed_bench_reports(name, marker):
     """Each committed `bench` report's table sits in the README block its device selects."""
     from vaeclust_tutorial.bench import readme_marker, speed_markdown

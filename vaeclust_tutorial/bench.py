@@ -20,23 +20,33 @@ reference             torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader`` (bat
 ====================  =====================================================================
 
 The last row is the project's path, :func:`~vaeclust_tutorial.train.train_step` with
-``--precision auto``. Evaluation: the reference's loop against
+``--precision auto``. Where bf16 is used, one more path runs beside the levers for contrast
+(:data:`CONTRAST`): bf16 with the plain kernels, which shows what the fast kernels are for. Evaluation: the reference's loop against
 :func:`~vaeclust_tutorial.train.predict` (batches of ``EVAL_BATCH`` under ``inference_mode``, fp32).
 
 Measurements are interleaved (every path once, then again, ...) and repeated; the
 report gives medians with min and max, ratios to the reference, and the achieved
 GFLOP/s beside measured matrix-multiply peaks (fp32 and bf16) of the same machine.
+
+The **convolution ceiling** (:func:`conv_ceiling`) bounds what any rewrite above the
+kernels can gain: every convolution call of one training step of the project's path
+(forward and backward, as the dispatcher sees them) is replayed on its own, on tensors
+of the same shapes, strides and dtypes, each at its best of several rounds; the sum is a
+step's time if every other operation were free, so ``batch / sum`` is an upper bound on
+images/s with these convolution kernels.
 No timing is asserted anywhere: the machines are noisy; compare the ratios of one run.
 """
 
 from __future__ import annotations
 
 import platform
+import random
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import __version__, data
 from .config import is_quick, preset
@@ -63,6 +73,9 @@ PATHS = (
     BenchPath("+ fused Adam", tensor_batches=True, channels_last=True, fast_kernels=True, fused_adam=True),
     BenchPath("+ bf16", tensor_batches=True, channels_last=True, fast_kernels=True, fused_adam=True, bf16=True),
 )
+
+# Not a lever on top of the others: the bf16 row without the fast kernels, timed in the same loop.
+CONTRAST = BenchPath("bf16, plain kernels", tensor_batches=True, channels_last=True, fused_adam=True, bf16=True)
 
 
 def _sync(device):
@@ -167,6 +180,90 @@ def finite_check_seconds(runner: _Runner, calls: int = 200) -> float:
     return statistics.median(times)
 
 
+_CONV_OPS = {torch.ops.aten.convolution.default: "forward",
+             torch.ops.aten.convolution_backward.default: "backward"}
+
+
+class _ConvRecorder(TorchDispatchMode):
+    """Runs everything as usual and keeps each convolution call (op, args) it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _CONV_OPS:
+            self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def _like(value):
+    """A fresh tensor with ``value``'s shape, strides and dtype (random), recursively; others as is."""
+    if isinstance(value, torch.Tensor):
+        out = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device=value.device)
+        return out.normal_() if out.is_floating_point() else out.copy_(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_like(v) for v in value)
+    return value
+
+
+def _conv_flop(func, args, out) -> float:
+    """Multiply-adds x 2 of one recorded convolution call: the forward's, once per gradient computed."""
+    if _CONV_OPS[func] == "forward":
+        x, w, transposed, groups, grads = args[0], args[1], args[6], args[8], 1
+        y = out
+    else:                    # convolution_backward(grad_out, input, weight, ..., transposed, ..., groups, mask)
+        y, x, w, transposed, groups, mask = args[0], args[1], args[2], args[7], args[9], args[10]
+        grads = int(mask[0]) + int(mask[1])
+    taps = w.shape[2] * w.shape[3]
+    if transposed:           # weight (C_in, C_out/groups, kh, kw): every input pixel meets every tap
+        return 2.0 * x.numel() * w.shape[1] * taps * grads
+    return 2.0 * y.numel() * w.shape[1] * taps * grads   # weight (C_out, C_in/groups, kh, kw)
+
+
+def conv_ceiling(runner: _Runner, repeats: int = 5, calls: int = 10) -> dict:
+    """The convolutions of one training step of ``runner``'s path, each replayed alone.
+
+    Each round replays every call ``calls`` times on freshly allocated random tensors, in a
+    new (seeded) order: a call's speed moves with its buffers' addresses and its neighbours
+    (one stride-2 backward took 1.9 or 3.3 ms in one process), and its time is its best
+    round. The sum is the step's time if every other operation took none and every
+    convolution ran at its best, hence an upper bound on training images/s with these
+    kernels (module docstring).
+    """
+    xb = next(runner.batches)
+    with _ConvRecorder() as rec:
+        train_step(runner.model, runner.optimizer, xb, runner.cfg, runner.device, runner.dtype)
+    replays = rec.calls
+    flop = [_conv_flop(func, args, func(*args, **kwargs)) for func, args, kwargs in replays]
+    times = [[] for _ in replays]
+    order = list(range(len(replays)))
+    rng = random.Random(0)
+    for _ in range(repeats):
+        rng.shuffle(order)                            # a new neighbour each round for every call
+        for i in order:
+            func, args, kwargs = replays[i]
+            args = _like(args)                        # fresh buffers each round: another alignment
+            func(*args, **kwargs)                     # warm: kernel selection, caches
+            _sync(runner.device)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                func(*args, **kwargs)
+            _sync(runner.device)
+            times[i].append((time.perf_counter() - t0) / calls)
+    rows = []
+    for (func, args, _), t, f in zip(replays, times, flop):
+        backward = _CONV_OPS[func] == "backward"   # convolution_backward(grad_out, input, weight, ...)
+        x, w = args[1:3] if backward else args[0:2]
+        rows.append({"pass": _CONV_OPS[func], "input": list(x.shape), "weight": list(w.shape),
+                     "ms": 1e3 * min(t), "gflops": f / min(t) / 1e9})
+    step_ms = sum(r["ms"] for r in rows)
+    return {"calls": rows, "rounds": repeats, "ms_per_step": step_ms,
+            "images_per_second": len(xb) / (step_ms / 1e3),
+            "gflop_per_step": sum(flop) / 1e9, "gflops": sum(flop) / 1e9 / (step_ms / 1e3)}
+
+
 def _stats(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
@@ -187,19 +284,24 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
     torch.manual_seed(seed)
     state = conv_cluster_vae(config).state_dict()
     runners = [_Runner(p, cfg, device, x_train, root, state) for p in paths]
-    for r in runners:                 # warm-up: one-time allocations and kernel selection, not timed
+    contrasts = [_Runner(CONTRAST, cfg, device, x_train, root, state)] if bf16 else []
+    for r in runners + contrasts:     # warm-up: one-time allocations and kernel selection, not timed
         r.images_per_second(2)
     train = {p.name: [] for p in paths}
+    contrast = {r.path.name: [] for r in contrasts}
     evals = {"reference": [], "project": []}
     for i in range(repeats):
         for r in runners:
             train[r.path.name].append(r.images_per_second(steps))
+        for r in contrasts:
+            contrast[r.path.name].append(r.images_per_second(steps))
         evals["reference"].append(_reference_eval(runners[0].model, root, device, eval_n))
         evals["project"].append(_project_eval(runners[-1].model, x_test, device))
         if log is not None:
             log(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in train.items())
                 + " training images/s")
     check = finite_check_seconds(runners[-1])
+    ceiling = conv_ceiling(runners[-1], repeats=1 if is_quick() else 5, calls=2 if is_quick() else 10)
     macs = multiply_adds(runners[-1].model)
     train_flop = 3 * 2 * macs   # forward + backward (about twice the forward)
     ref, proj = statistics.median(train[paths[0].name]), statistics.median(train[paths[-1].name])
@@ -208,6 +310,7 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
         "project_precision": "bf16" if bf16 else "fp32",
         "train_images_per_second": {name: _stats(v) for name, v in train.items()},
         "train_ratio_to_reference": {name: statistics.median(v) / ref for name, v in train.items()},
+        "contrast_images_per_second": {name: _stats(v) for name, v in contrast.items()},
         "eval_images_per_second": {k: _stats(v) for k, v in evals.items()},
         "train_speedup": proj / ref,
         "eval_speedup": statistics.median(evals["project"]) / statistics.median(evals["reference"]),
@@ -219,6 +322,7 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
         "eval_seconds_10k": 10000 / statistics.median(evals["project"]),
         "finite_check_ms_per_step": check * 1e3,
         "finite_check_share_of_step": check / (100 / proj),
+        "conv_ceiling": {**ceiling, "share_of_step": ceiling["ms_per_step"] / 1e3 / (100 / proj)},
         "machine": {"device": str(device), "processor": platform.processor() or platform.machine(),
                     "cuda": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                     "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -229,8 +333,10 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
 
 def readme_marker(report: dict) -> str:
     """The README block a report's table goes in: ``speed`` for a CPU, ``speed-gpu`` for a GPU,
-    so a GPU run of ``bench --readme`` adds its table beside the CPU's instead of replacing it."""
-    return "speed-gpu" if report["machine"]["device"].startswith("cuda") else "speed"
+    with ``-<config>`` appended for a model other than article-b (``speed-article-a``), so a
+    GPU run or another model's run of ``bench --readme`` adds its table instead of replacing one."""
+    marker = "speed-gpu" if report["machine"]["device"].startswith("cuda") else "speed"
+    return marker if report["config"] == "article-b" else f"{marker}-{report['config']}"
 
 
 def speed_markdown(report: dict, source=None) -> str:
@@ -262,4 +368,20 @@ def speed_markdown(report: dict, source=None) -> str:
         f"NaN/Inf check (a host read) costs {report['finite_check_ms_per_step']:.3f} ms, "
         f"{100 * report['finite_check_share_of_step']:.2f} % of a step.",
     ]
+    for name, stats in report.get("contrast_images_per_second", {}).items():
+        lines += ["", f"For contrast, the `+ bf16` row without the `+ fast kernels` lever (`{name}`), "
+                      f"timed in the same loop: {rng(stats)} training images/s, "
+                      f"×{stats['median'] / ips[next(reversed(ips))]['median']:.2f} of the project's path."]
+    if "conv_ceiling" in report:   # reports before the ceiling was measured have none
+        c = report["conv_ceiling"]
+        lines += [
+            "",
+            f"**Convolution ceiling**: the {len(c['calls'])} convolution calls of one training step "
+            f"of the project's path (forward and backward), each replayed on its own at its best of "
+            f"{c['rounds']} rounds, take "
+            f"{c['ms_per_step']:.1f} ms, {100 * c['share_of_step']:.0f} % of the project's step; they do "
+            f"{c['gflop_per_step']:.1f} GFLOP, so they run at {c['gflops']:.0f} GFLOP/s. However "
+            f"the rest of the step is rewritten, these convolutions cap training at "
+            f"**{c['images_per_second']:,.0f} images/s** (the rest taking no time at all).",
+        ]
     return "\n".join(lines)

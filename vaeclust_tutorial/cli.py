@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help="auto, cpu, cuda")
     s.add_argument("--readme", type=Path, help="also write a speed table into this README, between "
                                                "<!-- speed:start --> and <!-- speed:end --> "
-                                               "(<!-- speed-gpu:... --> for a GPU)")
+                                               "(speed-gpu for a GPU; -CONFIG appended for a "
+                                               "model other than article-b, e.g. speed-article-a)")
 
     s = sub.add_parser("results", help="collect runs into results/ and print the summary table",
                        description="Copy each run's metrics and history into one results/RUN.json and "
