@@ -21,8 +21,9 @@ reference             torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader`` (bat
 
 The last row is the project's path, :func:`~vaeclust_tutorial.train.train_step` with
 ``--precision auto``. Where bf16 is used, one more path runs beside the levers for contrast
-(:data:`CONTRAST`): bf16 with the plain kernels, which shows what the fast kernels are for. Evaluation: the reference's loop against
-:func:`~vaeclust_tutorial.train.predict` (batches of ``EVAL_BATCH`` under ``inference_mode``, fp32).
+(:data:`CONTRAST`): bf16 with the plain kernels, which shows what the fast kernels are for.
+Evaluation: the reference's loop against :func:`~vaeclust_tutorial.train.predict` (batches
+of ``EVAL_BATCH`` under ``inference_mode``, fp32).
 
 Measurements are interleaved (every path once, then again, ...) and repeated; the
 report gives medians with min and max, ratios to the reference, and the achieved
@@ -34,6 +35,7 @@ kernels can gain: every convolution call of one training step of the project's p
 of the same shapes, strides and dtypes, each at its best of several rounds; the sum is a
 step's time if every other operation were free, so ``batch / sum`` is an upper bound on
 images/s with these convolution kernels.
+
 No timing is asserted anywhere: the machines are noisy; compare the ratios of one run.
 """
 
@@ -185,7 +187,8 @@ _CONV_OPS = {torch.ops.aten.convolution.default: "forward",
 
 
 class _ConvRecorder(TorchDispatchMode):
-    """Runs everything as usual and keeps each convolution call (op, args) it sees."""
+    """Runs everything as usual and keeps each convolution call (op, args) it sees: the calls
+    below autograd, forward and backward, exactly as the kernels receive them."""
 
     def __init__(self):
         super().__init__()
@@ -211,10 +214,10 @@ def _like(value):
 def _conv_flop(func, args, out) -> float:
     """Multiply-adds x 2 of one recorded convolution call: the forward's, once per gradient computed."""
     if _CONV_OPS[func] == "forward":
-        x, w, transposed, groups, grads = args[0], args[1], args[6], args[8], 1
+        x, w, transposed, grads = args[0], args[1], args[6], 1
         y = out
-    else:                    # convolution_backward(grad_out, input, weight, ..., transposed, ..., groups, mask)
-        y, x, w, transposed, groups, mask = args[0], args[1], args[2], args[7], args[9], args[10]
+    else:                    # convolution_backward(grad_out, input, weight, ..., transposed, ..., mask)
+        y, x, w, transposed, mask = args[0], args[1], args[2], args[7], args[10]
         grads = int(mask[0]) + int(mask[1])
     taps = w.shape[2] * w.shape[3]
     if transposed:           # weight (C_in, C_out/groups, kh, kw): every input pixel meets every tap
