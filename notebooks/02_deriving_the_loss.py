@@ -225,8 +225,9 @@ plots.toy_figure(snapshots, toy.labels.numpy())
 # 1. Show that term 2 with the closed form is $\ge 0$ and is 0 only when $\sigma = 1$ and
 #    $\mu = \mu_y$ for every cluster with weight. Check it numerically with `vc.cluster_kl`.
 # 2. Train the toy with $K = 8$ on the four blobs. How many cluster means end up in use?
-# 3. Replace the closed form by the one-sample estimator in the toy
-#    (`toy_run(estimator="sample", seed=0, on_epoch_end=snapshot)`, then `plots.toy_figure`).
+# 3. Replace the closed form by the one-sample estimator in the toy: empty the list first
+#    (`snapshots.clear()`), then `toy_run(estimator="sample", epochs=epochs, seed=0,
+#    on_epoch_end=snapshot)` and `plots.toy_figure(snapshots, toy.labels.numpy())`.
 #    Does the picture change?
 #
 # Solutions: `notebooks/solutions.md`.

@@ -72,7 +72,8 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, "
 #
 # The package ships the checkpoint of the seed with the median test purity among the reproduction
 # runs (README, "Results"). `load_or_train` loads it when present; otherwise it trains into
-# `runs/notebook-03/`, writing a checkpoint after every epoch.
+# `runs/notebook-03/`, writing a checkpoint after every epoch. The config printed above is what
+# would be trained; a loaded checkpoint carries its own, and the message below names its seed.
 
 # %%
 model, history, metrics = load_or_train(cfg, "notebook-03")
@@ -108,8 +109,8 @@ for name, s in (("test", scores), ("train", train_scores)):
 # classes (`scipy.optimize.linear_sum_assignment`). They agree when each class wins exactly one
 # cluster; they differ when a class is split over two clusters and another has none. The matrix
 # below (clusters × true classes) shows which case we are in. Splitting a cluster never lowers
-# purity ($K = N$ gives 100 %), while Hungarian accuracy gains nothing from it: only as many
-# clusters as classes can be matched (notebook 05).
+# purity ($K = N$ gives 100 %), while Hungarian accuracy cannot be inflated by adding clusters:
+# only as many clusters as classes can be matched (notebook 05).
 
 # %%
 matrix = vc.contingency(test.labels.numpy(), pred, n_clusters=model.n_clusters, n_classes=10)
@@ -165,9 +166,10 @@ if vc.is_quick():
 # %% [markdown]
 # One run is one draw. When a run lands well below the article, the contingency matrix and the
 # generations above usually show why: a local optimum in which one digit takes two clusters
-# (upright and slanted 1s are the classic pair) and, since there are only ten clusters, two other
-# pairs of digits must then share one (4 with 9, 3 with 5). Purity counts both shared clusters
-# for one digit only; Hungarian accuracy additionally loses one of the two "1" clusters. Other
+# (upright and slanted 1s are the classic pair) and, since there are only ten clusters, at least
+# one other digit is left without a cluster of its own and shares another's (4 with 9 is a
+# common pair). Purity counts a shared cluster for its majority digit only; Hungarian accuracy
+# additionally loses one of the two clusters of the split digit. Other
 # seeds find other optima: the README's results table gives the mean ± std over seeds and the
 # command that reproduces each row; notebook 05 discusses the spread.
 #
