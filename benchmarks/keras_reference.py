@@ -13,7 +13,7 @@ Set up once (its own virtualenv; TensorFlow is not a dependency of the project):
 Run, e.g. version B on MNIST, seed 1, 50 epochs, one thread::
 
     .venv-keras/bin/python benchmarks/keras_reference.py --config article-b --seed 1 \\
-        --threads 1 --out runs/keras/mnist-article-b-seed1.json
+        --threads 1 --out results/keras/mnist-article-b-seed1.json
 
 The JSON holds the per-epoch seconds and test purity and the final four scores. Each epoch
 also records ``startup_seconds``, from the epoch's start to the end of its first batch: on the
