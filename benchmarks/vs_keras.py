@@ -144,7 +144,8 @@ def main() -> None:
                                   for k, v in times.items() if k not in keras_names}
     text = json.dumps(report, indent=2)
     if args.out:
-        args.out.write_text(text + "\n")
+        from vaeclust_tutorial.io import atomic_write_bytes   # a kill never leaves half a report
+        atomic_write_bytes(args.out, (text + "\n").encode())
     print(text)
     if args.readme:
         write_readme(args.readme, args.out.parent)
