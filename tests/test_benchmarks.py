@@ -5,6 +5,7 @@ frameworks in subprocesses, so their pure parts load in the project's environmen
 """
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,6 @@ def test_readme_vs_keras_table_is_generated_from_the_committed_reports():
     root = BENCHMARKS.parent
     files = sorted((root / "results").glob("vs_keras*.json"))
     assert len(files) >= 2, "results/ should hold the vs_keras reports of versions A and B"
-    import json
     reports = {f"results/{f.name}": json.loads(f.read_text()) for f in files}
     readme = (root / "README.md").read_text()
     start, end = readme.index("<!-- vs-keras:start -->"), readme.index("<!-- vs-keras:end -->")
