@@ -103,7 +103,9 @@ def markdown(reports: dict[str, dict]) -> str:
 def write_readme(readme: Path, folder: Path) -> None:
     from vaeclust_tutorial.io import replace_between_markers
 
-    reports = {os.path.relpath(f): json.loads(f.read_text()) for f in sorted(folder.glob("vs_keras*.json"))}
+    # named as the README links them (relative to its folder), wherever the script is run from
+    reports = {Path(os.path.relpath(f, readme.resolve().parent)).as_posix(): json.loads(f.read_text())
+               for f in sorted(folder.resolve().glob("vs_keras*.json"))}
     replace_between_markers(readme, "vs-keras", markdown(reports))
 
 
