@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".vaeclust-installed"
+LOCK = "requirements-lock.txt"   # the exact versions the project is tested with
 RUN_DIR = ROOT / "runs" / "mnist-article-b-seed0"
 
 
@@ -43,19 +44,20 @@ def sh(*cmd, env=None, check=True) -> int:
 
 
 def setup_env() -> None:
-    """Create .venv and install the pinned packages, unless pyproject.toml is unchanged since last time."""
+    """Create .venv and install the locked packages, unless pyproject.toml and the lock are unchanged
+    since last time."""
     if sys.version_info < (3, 10):
         sys.exit(f"Python >= 3.10 is needed (3.11 recommended), this is {sys.version.split()[0]}")
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + (ROOT / LOCK).read_bytes()).hexdigest()
     if venv_python().exists() and STAMP.exists() and STAMP.read_text().strip() == wanted:
-        say(f"reusing {VENV} (pinned packages already installed)")
+        say(f"reusing {VENV} (locked packages already installed)")
         return
     if not venv_python().exists():
         sh(sys.executable, "-m", "venv", VENV)
     sh(venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-       "-e", ".[notebooks,test]")
+       "-r", LOCK, "-e", ".[notebooks,test]")
     STAMP.write_text(wanted + "\n")
-    say(f"installed the pinned packages into {VENV}")
+    say(f"installed the locked packages into {VENV}")
 
 
 def prepare_data() -> None:
@@ -85,8 +87,7 @@ def run() -> None:
 def test() -> None:
     setup_env()
     prepare_data()
-    env = {**os.environ, "VAECLUST_QUICK": "1", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0"}
-    sys.exit(sh(venv_python(), "-m", "pytest", *sys.argv[2:], env=env, check=False))
+    sys.exit(sh(venv_python(), "-m", "pytest", *sys.argv[2:], check=False))   # quick mode: tests/conftest.py
 
 
 def lab() -> None:
@@ -98,7 +99,7 @@ def lab() -> None:
 def notebooks() -> None:
     setup_env()
     prepare_data()
-    sh(venv_python(), "-m", "vaeclust_tutorial.notebooks", *sys.argv[2:])
+    sh(venv_python(), ROOT / "tools" / "run_notebooks.py", *sys.argv[2:])
 
 
 TASKS = {"run": run, "test": test, "lab": lab, "notebooks": notebooks}

@@ -1,6 +1,6 @@
 """The author's clustering VAE in Keras 3 / TensorFlow: the reference for issues 4 and 5.
 
-A port of ``vae_keras_cluster.py`` (bojone/vae; versions A, B, C of method.md §3) written for
+A port of ``vae_keras_cluster.py`` (bojone/vae; versions A, B and C, described in docs/reproduction.md) written for
 Keras 3, outside the package on purpose: it shares no code with ``vaeclust_tutorial``, so it
 checks the PyTorch implementation (seed spread of the purity) and times TensorFlow's CPU path
 (seconds per epoch) on the same machine. It reads the IDX files that

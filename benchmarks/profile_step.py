@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/profile_step.py --config article-b --steps 20
 
 Trains ``--warmup`` steps, then profiles ``--steps`` more on the CPU with the project's path
-(channels_last, fast kernels, fused Adam, ``--precision``, default auto) and prints the share of
+(channels_last, the fast kernels where training uses them, fused Adam, ``--precision``, default auto) and prints the share of
 each operator, then the top operators split by input shape. MNIST must be prepared
 (``python -m vaeclust_tutorial prepare --dataset mnist``). Shares, not timings, are the point:
 they move little from run to run, while the absolute times move with the machine's noise.
@@ -18,8 +18,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from vaeclust_tutorial import data, preset
+from vaeclust_tutorial.kernels import fast_kernels_pay, use_fast_kernels
 from vaeclust_tutorial.models import build_model
-from vaeclust_tutorial.train import MEMORY_FORMAT, make_optimizer, resolve_precision, train_step
+from vaeclust_tutorial.runtime import resolve_precision
+from vaeclust_tutorial.training import MEMORY_FORMAT, make_optimizer, train_step
 
 
 def main(argv=None) -> None:
@@ -37,7 +39,10 @@ def main(argv=None) -> None:
     cfg = preset(args.config, device="cpu", precision=args.precision)
     device = torch.device("cpu")
     dtype = resolve_precision(cfg.precision, device)
-    model = build_model(cfg).to(memory_format=MEMORY_FORMAT)
+    model = build_model(cfg)
+    if fast_kernels_pay(device, dtype):     # as training does
+        use_fast_kernels(model)
+    model.to(memory_format=MEMORY_FORMAT)
     optimizer = make_optimizer(model, cfg, device)
     bs = cfg.batch_size
     n = (args.warmup + args.steps) * bs

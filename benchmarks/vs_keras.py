@@ -10,14 +10,14 @@ only" leaves out the wait before an epoch's first batch: Keras often sits idle t
 with the CPU unused (``keras_reference.py`` records it as ``startup_seconds``), which made its
 epochs bimodal (article-a: 20-23 s or 39-43 s), so the faster of two epochs did not always skip
 it. The training-only time is the rest of the epoch scaled to all its batches; it is the fair
-measure of the two frameworks' compute, and the one the README compares against.
+measure of the two frameworks' compute, and the one docs/speed.md compares against.
 Prints and writes a JSON report with the median and range per contender and the ratios
 Keras/contender (above 1: faster than Keras).
 
     .venv/bin/python benchmarks/vs_keras.py --keras-python .venv-keras/bin/python \\
-        --config article-b --threads 2 --repeats 3 --out results/vs_keras.json --readme README.md
+        --config article-b --threads 2 --repeats 3 --out results/vs_keras.json --docs docs/speed.md
 
-``--readme`` rewrites the README's ``vs-keras`` table from every ``vs_keras*.json`` in the
+``--docs`` rewrites the ``vs-keras`` table of docs/speed.md from every ``vs_keras*.json`` in the
 folder of ``--out`` (one row per version).
 
 Needs the data prepared (``python -m vaeclust_tutorial prepare``) and the Keras environment of
@@ -37,6 +37,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:        # run as `python benchmarks/vs_keras.py`: import tools.*
+    sys.path.insert(0, str(ROOT))
 
 
 EPOCHS = 4
@@ -84,7 +87,7 @@ def _cell(stat: dict) -> str:
 
 
 def markdown(reports: dict[str, dict]) -> str:
-    """The README table: one row per report (name -> report), seconds per epoch and the ratios."""
+    """The docs' table: one row per report (name -> report), seconds per epoch and the ratios."""
     ours = ("this package bf16", "this package fp32")
     lines = ["| version | Keras 3 / TF, whole epoch | Keras, training only | this package, bf16 | "
              "this package, fp32 | Keras (training only) ÷ this package |", "|---|---|---|---|---|---|"]
@@ -100,13 +103,17 @@ def markdown(reports: dict[str, dict]) -> str:
             f"{first['machine']}:\n\n" + "\n".join(lines))
 
 
-def write_readme(readme: Path, folder: Path) -> None:
-    from vaeclust_tutorial.io import replace_between_markers
+def report_name(path: Path) -> str:
+    """How the docs name a report file: relative to the repository root, wherever the script runs from."""
+    path = path.resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
 
-    # named as the README links them (relative to its folder), wherever the script is run from
-    reports = {Path(os.path.relpath(f, readme.resolve().parent)).as_posix(): json.loads(f.read_text())
-               for f in sorted(folder.resolve().glob("vs_keras*.json"))}
-    replace_between_markers(readme, "vs-keras", markdown(reports))
+
+def write_docs(docs: Path, folder: Path) -> None:
+    from tools.markers import replace_between_markers
+
+    reports = {report_name(f): json.loads(f.read_text()) for f in sorted(folder.resolve().glob("vs_keras*.json"))}
+    replace_between_markers(docs, "vs-keras", markdown(reports))
 
 
 def main() -> None:
@@ -118,10 +125,10 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16",
                    help="this package's precisions to time, comma-separated (default fp32,bf16)")
     p.add_argument("--out", type=Path)
-    p.add_argument("--readme", type=Path, help="rewrite this README's vs-keras table (needs --out)")
+    p.add_argument("--docs", type=Path, help="rewrite the vs-keras table of this file, docs/speed.md (needs --out)")
     args = p.parse_args()
-    if args.readme and not args.out:
-        sys.exit("error: --readme needs --out: the table is made from the vs_keras*.json files beside it")
+    if args.docs and not args.out:
+        sys.exit("error: --docs needs --out: the table is made from the vs_keras*.json files beside it")
     if args.repeats < 1 or args.threads < 1:
         sys.exit("error: --repeats and --threads must be >= 1")
     precisions = [x for x in args.precisions.split(",") if x]
@@ -146,11 +153,11 @@ def main() -> None:
                                   for k, v in times.items() if k not in keras_names}
     text = json.dumps(report, indent=2)
     if args.out:
-        from vaeclust_tutorial.io import atomic_write_bytes   # a kill never leaves half a report
+        from vaeclust_tutorial.files import atomic_write_bytes   # a kill never leaves half a report
         atomic_write_bytes(args.out, (text + "\n").encode())
     print(text)
-    if args.readme:
-        write_readme(args.readme, args.out.parent)
+    if args.docs:
+        write_docs(args.docs, args.out.parent)
 
 
 if __name__ == "__main__":

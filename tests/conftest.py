@@ -1,11 +1,13 @@
-"""Shared fixtures. The test command prepares the real data before pytest starts."""
+"""Shared fixtures. The suite runs in quick mode with a file-only plotting backend, so `pytest`
+alone works (the test command prepares the real data first; so does `python -m vaeclust_tutorial prepare`)."""
 
 import os
 
-import pytest
-import torch
-
+os.environ.setdefault("VAECLUST_QUICK", "1")   # tiny runs everywhere, notebooks included (nbval's kernels inherit it)
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 @pytest.fixture(scope="session")

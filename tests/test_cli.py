@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from vaeclust_tutorial import data
 from vaeclust_tutorial.cli import main
@@ -24,13 +23,15 @@ def run(capsys, *argv):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--dataset", "svhn", "--out", "x"], "invalid choice: 'svhn' (choose from 'mnist', 'fashion-mnist')"),
-    (["train", "--dataset", "mnist", "--out", "x", "--epochs", "0"], "--epochs must be >= 1, got 0"),
-    (["train", "--dataset", "mnist", "--out", "x", "--clusters", "1"], "--clusters (K) must be >= 2, got 1"),
-    (["train", "--dataset", "mnist", "--out", "x", "--lam", "0"], "--lam must be a finite number > 0, got 0"),
-    (["train", "--dataset", "mnist", "--out", "x", "--lam", "-2"], "--lam must be a finite number > 0"),
-    (["train", "--dataset", "mnist", "--out", "x", "--latent-dim", "0"], "--latent-dim must be >= 1"),
-    (["train", "--dataset", "mnist", "--out", "x", "--eval-every", "0"], "--eval-every must be >= 1, got 0"),
-    (["sweep", "mnist:article-b:0", "--jobs", "0"], "--jobs must be >= 1, got 0"),
+    (["train", "--dataset", "mnist", "--out", "x", "--epochs", "0"], "error: epochs=0 is invalid: it must be >= 1"),
+    (["train", "--dataset", "mnist", "--out", "x", "--n-clusters", "1"], "n_clusters=1 is invalid: it must be >= 2 (K"),
+    (["train", "--dataset", "mnist", "--out", "x", "--lam", "0"], "lam=0.0 is invalid: it must be > 0 (lambda"),
+    (["train", "--dataset", "mnist", "--out", "x", "--lam", "-2"], "lam=-2.0 is invalid: it must be > 0"),
+    (["train", "--dataset", "mnist", "--out", "x", "--lam", "nan"], "lam=nan is invalid: it must be a finite number"),
+    (["train", "--dataset", "mnist", "--out", "x", "--lam", "five"], "argument --lam: invalid float value: 'five'"),
+    (["train", "--dataset", "mnist", "--out", "x", "--latent-dim", "0"], "latent_dim=0 is invalid: it must be >= 1"),
+    (["train", "--dataset", "mnist", "--out", "x", "--eval-every", "0"], "eval_every=0 is invalid: it must be >= 1"),
+    (["train", "--dataset", "mnist", "--out", "x", "--precision", "fp16"], "invalid choice: 'fp16'"),
     (["train", "--dataset", "mnist", "--out", "x", "--config", "vade"], "choose from 'article-a', 'article-b'"),
     (["evaluate", "--checkpoint", "missing.pt", "--dataset", "mnist"], "'missing.pt' does not exist"),
     (["sample", "--checkpoint", "missing.pt", "--out", "s.png"], "does not exist"),
@@ -44,10 +45,28 @@ def test_bad_values_are_rejected_with_what_is_valid(capsys, argv, message):
 def test_help_explains_every_command(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    for command in ("prepare", "train", "sweep", "evaluate", "sample", "figures", "bench", "results", "ship"):
+    for command in ("prepare", "train", "evaluate", "sample", "figures"):
         assert command in out
+    for maintainer in ("bench", "results", "ship", "sweep"):       # scripts in benchmarks/ and tools/
+        assert f"    {maintainer} " not in out
     code, out, _ = run(capsys, "train", "--help")
-    assert code == 0 and "--resume" in out and "article-b" in out and "lambda" in out
+    assert code == 0 and "--resume" in out and "article-b" in out
+    import dataclasses
+
+    from vaeclust_tutorial.config import TrainConfig
+    for f in dataclasses.fields(TrainConfig):                       # every field is an option, with its help
+        assert f"--{f.name.replace('_', '-')}" in out
+        assert " ".join(f.metadata["help"].split()[:3]) in " ".join(out.split())
+
+
+def test_train_options_override_the_preset_and_nothing_else():
+    from vaeclust_tutorial.cli import build_parser, config_from_args
+    from vaeclust_tutorial.config import preset
+    args = build_parser().parse_args(["train", "--dataset", "mnist", "--out", "x", "--config", "article-c",
+                                      "--seed", "3", "--n-clusters", "12", "--train-limit", "700"])
+    cfg = config_from_args(args)
+    assert (cfg.seed, cfg.n_clusters, cfg.train_limit) == (3, 12, 700)
+    assert (cfg.network, cfg.lam, cfg.estimator) == (preset("article-c").network, 2.5, "sample")
 
 
 def test_prepare_reports_each_dataset(capsys):
@@ -109,69 +128,6 @@ def test_bad_checkpoint_file_gives_an_error_not_a_traceback(capsys, tmp_path):
     code, _, err = run(capsys, "evaluate", "--checkpoint", str(bad), "--dataset", "mnist")
     assert code == 2 and "\nerror: " in err and "not a readable vaeclust checkpoint" in err
     assert "Traceback" not in err
-
-
-def test_results_and_ship_refuse_quick_runs(capsys, trained_run, tmp_path):
-    code, _, err = run(capsys, "results", str(trained_run), "--results-dir", str(tmp_path / "r"))
-    assert code == 2 and "quick-mode run" in err
-    code, _, err = run(capsys, "ship", "--checkpoint", str(trained_run / "checkpoint.pt"),
-                       "--out", str(tmp_path / "x.pt"))
-    assert code == 2 and "quick-mode run" in err
-
-
-def test_bench_quick_form_reports_both_paths(capsys, tmp_path):
-    code, out, err = run(capsys, "bench", "--config", "article-a", "--out", str(tmp_path / "b.json"))
-    assert code == 0, err
-    report = json.loads((tmp_path / "b.json").read_text())
-    assert report["quick"] is True and report == json.loads(out)
-    from vaeclust_tutorial.bench import PATHS
-    bf16 = report["project_precision"] == "bf16"
-    assert list(report["train_images_per_second"]) == [p.name for p in PATHS if bf16 or not p.bf16]
-    assert all(s["median"] > 0 for s in report["train_images_per_second"].values())
-    assert report["train_ratio_to_reference"]["reference"] == 1.0
-    assert list(report["contrast_images_per_second"]) == (["bf16, plain kernels"] if bf16 else [])
-    assert all(report["eval_images_per_second"][k]["median"] > 0 for k in ("reference", "project"))
-    assert report["train_speedup"] > 0 and report["matmul_peak_gflops"]["fp32"] > 0
-    assert 0 < report["finite_check_share_of_step"] < 1
-    ceiling = report["conv_ceiling"]
-    assert ceiling["ms_per_step"] == pytest.approx(sum(c["ms"] for c in ceiling["calls"]))
-    assert ceiling["images_per_second"] == pytest.approx(100 / (ceiling["ms_per_step"] / 1e3))
-    assert "repeat 1/1" in err
-
-
-def test_conv_ceiling_replays_every_convolution_of_a_step_forward_and_backward():
-    from torch import nn
-    from vaeclust_tutorial import bench, preset
-    from vaeclust_tutorial.models import conv_cluster_vae
-    cfg = preset("article-b")
-    x = torch.rand(300, 1, 28, 28)
-    runner = bench._Runner(bench.PATHS[-1], cfg, torch.device("cpu"), x, None,
-                           conv_cluster_vae("article-b").state_dict())
-    result = bench.conv_ceiling(runner, repeats=1, calls=1)
-    convs = [m for m in runner.model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    assert len(convs) == 9   # 4 in the encoder, 4 in the decoder and its last conv
-    passes = [c["pass"] for c in result["calls"]]
-    assert passes.count("forward") == passes.count("backward") == len(convs)
-    # forward calls see the layers in order: the first conv reads the image
-    first = result["calls"][0]
-    assert first["input"] == [100, 1, 29, 29] and first["weight"] == [32, 1, 3, 3]
-    assert all(c["ms"] > 0 for c in result["calls"])
-    # 2 x multiply-adds: the first conv's forward (14*14 outputs, 32 channels, 9 taps, 1 input channel);
-    # its backward computes only the weight gradient (the image needs none), so the same count again
-    assert first["gflops"] * first["ms"] / 1e3 == pytest.approx(2 * 100 * 14 * 14 * 32 * 9 / 1e9)
-    last = result["calls"][-1]
-    assert last["pass"] == "backward" and last["input"] == [100, 1, 29, 29]
-    assert last["gflops"] * last["ms"] / 1e3 == pytest.approx(2 * 100 * 14 * 14 * 32 * 9 / 1e9)
-    forward_flop = sum(c["gflops"] * c["ms"] / 1e3 for c in result["calls"] if c["pass"] == "forward")
-    assert result["gflop_per_step"] == pytest.approx(3 * forward_flop, rel=0.02)   # backward ~ 2 x forward
-
-
-def test_readme_marker_gives_each_device_and_model_its_own_block():
-    from vaeclust_tutorial.bench import readme_marker
-    def marker(device, config):
-        return readme_marker({"machine": {"device": device}, "config": config})
-    assert marker("cpu", "article-b") == "speed" and marker("cuda:0", "article-b") == "speed-gpu"
-    assert marker("cpu", "article-a") == "speed-article-a" and marker("cuda", "article-c") == "speed-gpu-article-c"
 
 
 def test_profile_script_names_where_a_step_spends_its_time(capsys):

@@ -1,11 +1,12 @@
 """The loss terms against closed forms, Monte Carlo estimates and hand-computed cases."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from vaeclust_tutorial import losses
+from vaeclust_tutorial import losses, preset
 from vaeclust_tutorial.models import ClusterOutput
 
 
@@ -32,25 +33,25 @@ def test_cluster_kl_is_weighted_kl_to_each_cluster_gaussian():
     g = torch.Generator().manual_seed(2)
     mu, logvar = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g) * 0.3
     means = torch.randn(3, 4, generator=g)
-    q_y = torch.softmax(torch.randn(5, 3, generator=g), -1)
+    p_y = torch.softmax(torch.randn(5, 3, generator=g), -1)
     expected = 0.0
     for b in range(5):
         p = torch.distributions.Normal(mu[b], (0.5 * logvar[b]).exp())
         for y in range(3):
             kl = torch.distributions.kl_divergence(p, torch.distributions.Normal(means[y], 1.0)).sum()
-            expected += q_y[b, y] * kl / 5
-    assert losses.cluster_kl(mu, logvar, means, q_y).item() == pytest.approx(expected.item(), rel=1e-5)
+            expected += p_y[b, y] * kl / 5
+    assert losses.cluster_kl(mu, logvar, means, p_y).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_sample_estimator_is_unbiased_for_the_closed_form():
     g = torch.Generator().manual_seed(3)
     mu, logvar = torch.randn(1, 6, generator=g), torch.randn(1, 6, generator=g) * 0.4
     means = torch.randn(4, 6, generator=g)
-    q_y = torch.softmax(torch.randn(1, 4, generator=g), -1)
+    p_y = torch.softmax(torch.randn(1, 4, generator=g), -1)
     n = 200_000
     z = mu + (0.5 * logvar).exp() * torch.randn(n, 6, generator=g)
-    mc = losses.cluster_kl_sample(z, mu.expand(n, 6), logvar.expand(n, 6), means, q_y.expand(n, 4))
-    closed = losses.cluster_kl(mu, logvar, means, q_y)
+    mc = losses.cluster_kl_sample(z, mu.expand(n, 6), logvar.expand(n, 6), means, p_y.expand(n, 4))
+    closed = losses.cluster_kl(mu, logvar, means, p_y)
     assert mc.item() == pytest.approx(closed.item(), abs=0.05)
 
 
@@ -60,9 +61,9 @@ def test_sample_estimator_gradient_ignores_the_epsilon_term():
     logvar = torch.randn(3, 2, requires_grad=True)
     eps = torch.randn(3, 2)
     z = mu + (0.5 * logvar).exp() * eps
-    means, q_y = torch.randn(2, 2), torch.full((3, 2), 0.5)
-    ours = losses.cluster_kl_sample(z, mu, logvar, means, q_y)
-    author = (q_y * (-0.5 * (logvar.unsqueeze(1) - (z.unsqueeze(1) - means).pow(2))).sum(-1)).sum(1).mean()
+    means, p_y = torch.randn(2, 2), torch.full((3, 2), 0.5)
+    ours = losses.cluster_kl_sample(z, mu, logvar, means, p_y)
+    author = (p_y * (-0.5 * (logvar.unsqueeze(1) - (z.unsqueeze(1) - means).pow(2))).sum(-1)).sum(1).mean()
     g1 = torch.autograd.grad(ours, (mu, logvar), retain_graph=True)
     g2 = torch.autograd.grad(author, (mu, logvar))
     for a, b in zip(g1, g2):
@@ -78,18 +79,22 @@ def test_categorical_kl_known_values(k):
     assert losses.categorical_kl(one_hot_logits).item() == pytest.approx(math.log(k), abs=1e-5)
 
 
-def test_total_is_the_sum_of_the_logged_terms_and_term3_can_be_dropped():
+def test_the_loss_picks_its_terms_from_the_config():
     g = torch.Generator().manual_seed(4)
     b, d, k = 4, 3, 5
     out = ClusterOutput(torch.rand(b, 1, 28, 28, generator=g), torch.randn(b, d, generator=g),
                         torch.randn(b, d, generator=g), torch.randn(b, d, generator=g),
                         torch.randn(b, k, generator=g), None)
-    out = out._replace(q_y=torch.softmax(out.logits, -1))
-    x, means = torch.rand(b, 1, 28, 28, generator=g), torch.randn(k, d, generator=g)
-    for est in ("closed-form", "sample"):
-        t = losses.cluster_vae_loss(x, out, means, lam=2.5, estimator=est)
-        assert t.total.item() == pytest.approx((t.reconstruction + t.cluster_kl + t.categorical_kl).item())
-    dropped = losses.cluster_vae_loss(x, out, means, lam=2.5, cat_weight=0.0)
-    assert dropped.categorical_kl.item() == 0.0
-    with pytest.raises(ValueError, match="valid estimators"):
-        losses.cluster_vae_loss(x, out, means, lam=2.5, estimator="bogus")
+    out = out._replace(p_y=torch.softmax(out.logits, -1))
+    x = torch.rand(b, 1, 28, 28, generator=g)
+    model = SimpleNamespace(means=torch.randn(k, d, generator=g))
+    closed = losses.cluster_vae_loss(x, out, model, preset("article-b", lam=2.5))
+    assert list(closed) == ["reconstruction", "cluster_kl", "categorical_kl"]
+    assert closed["reconstruction"] == losses.reconstruction(x, out.x_hat, 2.5)
+    assert closed["cluster_kl"] == losses.cluster_kl(out.mu, out.logvar, model.means, out.p_y)
+    sample = losses.cluster_vae_loss(x, out, model, preset("article-c"))
+    assert sample["cluster_kl"] == losses.cluster_kl_sample(out.z, out.mu, out.logvar, model.means, out.p_y)
+    doubled = losses.cluster_vae_loss(x, out, model, preset("article-b", cat_weight=2.0))
+    assert doubled["categorical_kl"].item() == pytest.approx(2 * losses.categorical_kl(out.logits).item())
+    assert losses.cluster_vae_loss(x, out, model, preset("article-b", cat_weight=0.0))["categorical_kl"] == 0
+

@@ -5,18 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from vaeclust_tutorial import preset
-from vaeclust_tutorial.models import (ConvDecoder, SameConv2d, SameConvTranspose2d, ShiftSumConv2d, _ShiftSum,
-                                      build_model, conv_cluster_vae, conv_vae, multiply_adds, plain_state_dict,
-                                      toy_cluster_vae)
-from vaeclust_tutorial.train import make_optimizer
+from vaeclust_tutorial.models import SameConv2d, SameConvTranspose2d, build_model, conv_cluster_vae, conv_vae, multiply_adds
+from vaeclust_tutorial.toy import toy_cluster_vae
+from vaeclust_tutorial.training import make_optimizer
 
 
 @pytest.mark.parametrize("name, mmacs", [("article-a", 6.80), ("article-b", 14.0), ("article-c", 14.0)])
 def test_shapes_and_cost_per_image_match_method_md(name, mmacs):
     model = build_model(preset(name))
     out = model(torch.rand(3, 1, 28, 28))
-    assert out.x_hat.shape == (3, 1, 28, 28) and out.mu.shape == (3, 20) and out.q_y.shape == (3, 10)
-    assert torch.allclose(out.q_y.sum(1), torch.ones(3))
+    assert out.x_hat.shape == (3, 1, 28, 28) and out.mu.shape == (3, 20) and out.p_y.shape == (3, 10)
+    assert torch.allclose(out.p_y.sum(1), torch.ones(3))
     assert 0 < out.x_hat.min() and out.x_hat.max() < 1
     assert multiply_adds(model) / 1e6 == pytest.approx(mmacs, abs=0.03)
 
@@ -69,13 +68,13 @@ def test_generate_and_plain_vae():
         model.generate(10, 1)
     out = conv_vae("article-a")(torch.rand(2, 1, 28, 28))
     assert out.x_hat.shape == (2, 1, 28, 28) and out.z.shape == (2, 20)
-    with pytest.raises(ValueError, match="valid models"):
+    with pytest.raises(ValueError, match="valid networks"):
         conv_vae("article-z")
 
 
 def test_toy_model_has_the_same_output_structure():
     out = toy_cluster_vae(n_clusters=3)(torch.randn(7, 2))
-    assert out.x_hat.shape == (7, 2) and out.mu.shape == (7, 2) and out.q_y.shape == (7, 3)
+    assert out.x_hat.shape == (7, 2) and out.mu.shape == (7, 2) and out.p_y.shape == (7, 3)
 
 
 def test_classifier_sees_the_sampled_z_in_training_and_the_mean_at_evaluation():
@@ -85,10 +84,10 @@ def test_classifier_sees_the_sampled_z_in_training_and_the_mean_at_evaluation():
     out = model(x)
     assert torch.allclose(out.logits, model.classifier(out.z))
     assert not torch.allclose(out.z, out.mu)                         # z is a sample, not the mean
-    mu, q_y = model.encode(x)
+    mu, p_y = model.encode(x)
     with torch.inference_mode():
         assert torch.allclose(mu, model.encoder(x)[0])
-        assert torch.allclose(q_y, torch.softmax(model.classifier(mu), -1))
+        assert torch.allclose(p_y, torch.softmax(model.classifier(mu), -1))
 
 
 def test_the_article_configs_use_keras_optimizer_defaults():
@@ -99,65 +98,15 @@ def test_the_article_configs_use_keras_optimizer_defaults():
         assert (cfg.lam, cfg.estimator) == ((2.5, "sample") if name == "article-c" else (5.0, "closed-form"))
 
 
-def _grads(module, x):
-    """Output and gradients (input, weight, bias) for a fixed random output weighting."""
-    x = x.clone().requires_grad_(True)
-    y = module(x)
-    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
-    return (y, *torch.autograd.grad((y * g).sum(), (x, module.weight, module.bias)))
-
-
-@pytest.mark.parametrize("c_in, c_out, n", [(3, 2, 5), (4, 4, 7)])
-def test_subpixel_transposed_conv_is_the_transposed_conv(c_in, c_out, n):
-    """Same output and same gradients (input, weight, bias) as the transposed conv itself, in fp64."""
-    plain = SameConvTranspose2d(c_in, c_out, subpixel=False).double()
-    fast = SameConvTranspose2d(c_in, c_out, subpixel=True).double()
-    fast.load_state_dict(plain.state_dict())
-    x = torch.randn(2, c_in, n, n, dtype=torch.double)
-    for a, b in zip(_grads(plain, x), _grads(fast, x)):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
-    assert fast(x).shape == (2, c_out, 2 * n, 2 * n)
-    y = fast(x.contiguous(memory_format=torch.channels_last))
-    assert y.is_contiguous(memory_format=torch.channels_last)
-
-
-def test_shift_sum_conv_is_the_conv():
-    conv = torch.nn.Conv2d(5, 2, 3, padding=1).double()
-    fast = ShiftSumConv2d(5, 2).double()
-    fast.load_state_dict(conv.state_dict())
-    x = torch.randn(3, 5, 6, 8, dtype=torch.double)
-    for a, b in zip(_grads(conv, x), _grads(fast, x)):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
-    t = torch.randn(2, 18, 5, 6, dtype=torch.double, requires_grad=True)
-    assert torch.autograd.gradcheck(_ShiftSum.apply, (t,))
-
-
-def test_shift_sum_conv_accumulates_bf16_in_fp32():
-    fast = ShiftSumConv2d(32, 1)
-    x = torch.rand(2, 32, 28, 28)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = fast(x)
-    assert y.dtype == torch.float32
-    torch.testing.assert_close(y, fast(x), atol=0.05, rtol=0.02)
-
-
-@pytest.mark.parametrize("name", ["article-a", "article-b"])
-def test_fast_and_plain_decoders_compute_the_same_function(name):
-    """kernels="plain" (ConvTranspose2d everywhere, as Keras) and "fast" agree once the stride-1
-    kernels are flipped and their channels swapped."""
-    double = name != "article-a"
-    act = "relu" if name == "article-a" else "leaky"
-    plain = ConvDecoder(double_conv=double, activation=act, kernels="plain").double()
-    fast = ConvDecoder(double_conv=double, activation=act, kernels="fast").double()
-    plain.load_state_dict(plain_state_dict(fast.state_dict(), plain))
-    z = torch.randn(4, 20, dtype=torch.double)
-    torch.testing.assert_close(plain(z), fast(z), atol=1e-12, rtol=1e-12)
-    a, b = conv_cluster_vae(name, kernels="plain").double(), conv_cluster_vae(name).double()
-    a.load_state_dict(plain_state_dict(b.state_dict(), a))               # the whole model, means included
-    x = torch.rand(2, 1, 28, 28, dtype=torch.double)
-    torch.testing.assert_close(a.decoder(a.encoder(x)[0]), b.decoder(b.encoder(x)[0]), atol=1e-12, rtol=1e-12)
-    with pytest.raises(ValueError, match="valid values are"):
-        ConvDecoder(kernels="fastest")
+def test_a_stride_1_transposed_conv_is_a_conv_with_the_kernel_flipped():
+    """Why the decoder writes Keras' Conv2DTranspose(stride 1, 'same') as nn.Conv2d (module docstring)."""
+    convt = torch.nn.ConvTranspose2d(4, 3, 3, padding=1).double()
+    conv = torch.nn.Conv2d(4, 3, 3, padding=1).double()
+    with torch.no_grad():
+        conv.weight.copy_(convt.weight.flip(-1, -2).transpose(0, 1))
+        conv.bias.copy_(convt.bias)
+    x = torch.randn(2, 4, 7, 7, dtype=torch.double)
+    torch.testing.assert_close(conv(x), convt(x), atol=1e-12, rtol=1e-12)
 
 
 def test_fused_adam_makes_the_per_tensor_update():

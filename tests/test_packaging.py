@@ -1,4 +1,4 @@
-"""The project's promises about itself: the two commands, the pinned lists, the notebook pairs."""
+"""The project's promises about itself: the two commands, the lock and the ranges, the notebook pairs."""
 
 import re
 import tomllib
@@ -6,32 +6,35 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def _pins_from_pyproject():
+def _ranges_from_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
-    return dict(s.split("==") for s in specs)
+    return [Requirement(s) for s in specs]
 
 
-def _pins_from_environment_yml():
-    pins = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"^\s+-\s+([A-Za-z0-9_.\-]+)==([^\s#]+)\s*$", line)
-        if m:
-            pins[m.group(1)] = m.group(2)
-    return pins
+def _lock():
+    lines = (ROOT / "requirements-lock.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line.strip() and not line.startswith("#"))
 
 
-def test_environment_yml_and_pyproject_pin_the_same_packages():
-    pyproject, conda = _pins_from_pyproject(), _pins_from_environment_yml()
-    assert pyproject == conda
-    for name in ("torch", "torchvision", "jupyterlab", "matplotlib", "nbval", "jupytext"):
-        assert name in pyproject
-    assert pyproject["torch"] == "2.14.1" and pyproject["torchvision"] == "0.29.1"
+def test_the_lock_pins_every_dependency_within_its_declared_range():
+    lock = _lock()
+    for req in _ranges_from_pyproject():
+        assert req.name in lock, f"{req.name} is declared in pyproject.toml but not pinned in requirements-lock.txt"
+        assert req.specifier.contains(lock[req.name]), f"the lock's {req.name}=={lock[req.name]} is outside {req}"
+        assert not any(s.operator == "==" for s in req.specifier), f"pyproject.toml pins {req}: declare a range"
+    assert set(lock) == {r.name for r in _ranges_from_pyproject()}, "the lock pins what pyproject declares, no more"
+
+
+def test_the_two_set_up_routes_install_the_lock():
+    assert "-r requirements-lock.txt" in (ROOT / "environment.yml").read_text()
+    assert '"requirements-lock.txt"' in (ROOT / "tasks.py").read_text()
 
 
 def test_ci_runs_exactly_the_readme_test_command():

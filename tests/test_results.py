@@ -1,21 +1,27 @@
-"""Results files and the tables generated from them: naming, grouping, and the README kept in sync."""
+"""Results files and the tables generated from them: naming, grouping, and the docs kept in sync.
+
+The package's readers (``vaeclust_tutorial.results``, notebook 05) and the maintainer's writer
+(``tools/results_tables.py``).
+"""
 
 import json
-import statistics
+import re
 from pathlib import Path
 
 import pytest
 
+from tools import results_tables as rt
+from tools.markers import read_between_markers
 from vaeclust_tutorial import results
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(tmp_path, seed, purity, precision="float32", quick=False, init="zeros", curve=()):
-    run = tmp_path / f"run-{seed}-{precision}-{init}"
+def _run(tmp_path, seed, purity, precision="float32", quick=False, init="zeros", curve=(), epochs=50):
+    run = tmp_path / f"run-{seed}-{precision}-{init}-{epochs}"
     run.mkdir()
     scores = {"purity": purity, "accuracy": purity - 0.05, "nmi": 0.7, "ari": 0.6, "n_samples": 10}
-    metrics = {"dataset": "mnist", "model": "article-b", "seed": seed, "epochs": 50, "train": scores,
+    metrics = {"dataset": "mnist", "network": "article-b", "seed": seed, "epochs": epochs, "train": scores,
                "test": scores, "wall_seconds": 600.0 + seed, "device": "cpu: x86_64, 2 threads",
                "precision": precision, "quick": quick, "config": {"cluster_init": init, "cluster_init_epoch": 1}}
     history = [{"epoch": e, "loss": 1.0, "seconds": 30.0, **({"test_purity": p} if p is not None else {})}
@@ -28,54 +34,122 @@ def _run(tmp_path, seed, purity, precision="float32", quick=False, init="zeros",
 def test_bf16_runs_get_their_own_file_and_row(tmp_path):
     out = tmp_path / "results"
     for seed, purity in ((0, 0.75), (1, 0.80), (2, 0.78)):
-        results.collect(_run(tmp_path, seed, purity), out)
+        rt.collect(_run(tmp_path, seed, purity), out)
     for seed, purity in ((0, 0.77), (1, 0.79)):
-        results.collect(_run(tmp_path, seed, purity, precision="bfloat16"), out)
+        rt.collect(_run(tmp_path, seed, purity, precision="bfloat16"), out)
     names = sorted(p.name for p in out.glob("*.json"))
     assert names == ["mnist-article-b-seed0-bf16.json", "mnist-article-b-seed0.json",
                      "mnist-article-b-seed1-bf16.json", "mnist-article-b-seed1.json", "mnist-article-b-seed2.json"]
-    rows = {r["precision"]: r for r in results.summarize(results.load_results(out))}
+    records = results.load_results(out)
+    rows = {r["precision"]: r for r in rt.summarize(records)}
     assert rows["fp32"]["n"] == 3 and rows["bf16"]["n"] == 2 and rows["bf16"]["seeds"] == [0, 1]
-    assert rows["fp32"]["test_purity"]["mean"] == pytest.approx(statistics.mean([0.75, 0.80, 0.78]))
-    assert rows["fp32"]["test_purity"]["std"] == pytest.approx(statistics.stdev([0.75, 0.80, 0.78]))
-    table = results.summary_markdown(out)
+    table = rt.summary_markdown(records)
     assert "| mnist | article-b | bf16 | 50 | 0,1 | 78.0 ± 1.4 % (77.0–79.0)" in table
     assert "| mnist | article-b | fp32 | 50 | 0,1,2 | 77.7 ± 2.5 % (75.0–80.0)" in table
 
 
-def test_collect_refuses_unfinished_and_quick_runs(tmp_path):
+def test_collect_refuses_unfinished_and_quick_runs(tmp_path, capsys):
     with pytest.raises(ValueError, match="not a finished run"):
-        results.collect(tmp_path, tmp_path / "r")
+        rt.collect(tmp_path, tmp_path / "r")
+    quick = _run(tmp_path, 0, 0.5, quick=True)
     with pytest.raises(ValueError, match="quick-mode run"):
-        results.collect(_run(tmp_path, 0, 0.5, quick=True), tmp_path / "r")
+        rt.collect(quick, tmp_path / "r")
+    assert rt.main([str(quick), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "quick-mode run" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "summary.md").exists()
+
+
+def test_a_quick_training_run_is_refused(trained_run, tmp_path, capsys):
+    # a real run trained under VAECLUST_QUICK records it, and the tables never take it
+    assert json.loads((trained_run / "metrics.json").read_text())["quick"] is True
+    assert rt.main([str(trained_run), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "quick-mode run" in capsys.readouterr().err
+
+
+def test_load_results_names_the_folder_and_the_fix_when_it_holds_no_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match=f"no results files .* in {re.escape(repr(str(tmp_path)))}.*"
+                                                f"tools/results_tables.py RUN_DIR"):
+        results.load_results(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does-not-exist"):
+        results.load_results(tmp_path / "does-not-exist")
+
+
+def test_the_tool_adds_runs_and_writes_the_summary_with_time_to_purity(tmp_path, capsys):
+    out = tmp_path / "results"
+    runs = [_run(tmp_path, 0, 0.8, curve=[0.5, 0.72, 0.8]), _run(tmp_path, 1, 0.9, curve=[0.76, 0.85, 0.9])]
+    assert rt.main([*map(str, runs), "--results-dir", str(out)]) == 0
+    assert "added " in capsys.readouterr().out
+    records = results.load_results(out)
+    assert [r["seed"] for r in records] == [0, 1] and [len(r["history"]) for r in records] == [3, 3]
+    text = (out / "summary.md").read_text()
+    assert text.startswith("| dataset | config | precision | epochs | seeds | test purity")
+    tail = text.split("\n## First epoch at or above each test purity\n", 1)[1]     # notebook 05 shows it
+    assert "| mnist | article-b | fp32 | 50 | 0,1 | 2/2 (ep. 2, 1) | 2/2 (ep. 3, 1) |" in tail
+    assert json.loads((out / "summary.json").read_text())[0]["seeds"] == [0, 1]
+
+
+def test_the_tool_refreshes_the_docs_blocks_and_nothing_else(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    for seed, purity in ((0, 0.75), (1, 0.80)):
+        rt.collect(_run(tmp_path, seed, purity), out)
+    rt.collect(_run(tmp_path, 0, 0.9, precision="bfloat16"), out)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "reproduction.md").write_text(
+        "A\n<!-- results:start -->\nold\n<!-- results:end -->\nB\n"
+        "<!-- time-to-purity:start -->\nold\n<!-- time-to-purity:end -->\nC\n")
+    (tmp_path / "README.md").write_text("R\n<!-- results-headline:start -->\nold\n<!-- results-headline:end -->\nS\n")
+    monkeypatch.setattr(rt, "ROOT", tmp_path)
+    assert rt.main(["--results-dir", str(out), "--docs"]) == 0
+    records = results.load_results(out)
+    reproduction = tmp_path / "docs" / "reproduction.md"
+    assert read_between_markers(reproduction, "results") == rt.summary_markdown(records).strip()
+    assert read_between_markers(reproduction, "time-to-purity") == rt.time_to_purity_markdown(records).strip()
+    assert [line for line in reproduction.read_text().splitlines() if "<" not in line and "|" not in line] \
+        == ["A", "B", "C"]
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("R\n") and readme.endswith("\nS\n")
+    # the headline: only fp32 runs of 50 epochs, mean ± std of the two seeds (0.75 and 0.80; accuracy 0.05 less)
+    assert read_between_markers(tmp_path / "README.md", "results-headline").splitlines() == [
+        "| dataset | config | seeds | test purity (mean ± std) | test Hungarian acc. (mean ± std) |",
+        "|---|---|---|---|---|",
+        "| mnist | article-b | 0,1 | 77.5 ± 3.5 % | 72.5 ± 3.5 % |"]
+
+
+def test_headline_leaves_out_bf16_runs_and_other_lengths(tmp_path):
+    out = tmp_path / "results"
+    rt.collect(_run(tmp_path, 0, 0.75), out)
+    rt.collect(_run(tmp_path, 0, 0.82, precision="bfloat16", init="kmeans"), out)
+    rt.collect(_run(tmp_path, 1, 0.6, init="kmeans", epochs=20), out)
+    rt.collect(_run(tmp_path, 2, 0.7, init="kmeans"), out)
+    rows = rt.headline_markdown(results.load_results(out)).splitlines()[2:]
+    assert rows == ["| mnist | article-b | 0 | 75.0 % (1 run) | 70.0 % (1 run) |",
+                    "| mnist | article-b+kmeans-e1 | 2 | 70.0 % (1 run) | 65.0 % (1 run) |"]
 
 
 def test_committed_tables_are_generated_from_the_committed_runs():
-    """results/summary.md and the README's results table are what `results` writes from results/*.json."""
+    """results/summary.md and .json, docs/reproduction.md's tables and the README's headline are what
+    `python tools/results_tables.py --docs` writes from results/*.json."""
     records = results.load_results(ROOT / "results")
-    assert records, "results/ holds no run files"
     assert all(not r["quick"] and r["test"]["n_samples"] == 10000 and r["train"]["n_samples"] == 60000
                for r in records), "every results file must be a full run on the whole splits"
-    table = results.summary_markdown(ROOT / "results")
-    assert (ROOT / "results" / "summary.md").read_text().startswith(table)
-    readme = (ROOT / "README.md").read_text()
-    start, end = readme.index("<!-- results:start -->"), readme.index("<!-- results:end -->")
-    assert table.strip() in readme[start:end]
-    soon = results.time_to_purity_markdown(records)
-    start, end = readme.index("<!-- time-to-purity:start -->"), readme.index("<!-- time-to-purity:end -->")
-    assert soon.strip() in readme[start:end]
+    assert (ROOT / "results" / "summary.md").read_text() == rt.summary_text(records)
+    assert json.loads((ROOT / "results" / "summary.json").read_text()) == rt.summarize(records)
+    reproduction = ROOT / "docs" / "reproduction.md"
+    assert read_between_markers(reproduction, "results") == rt.summary_markdown(records).strip()
+    assert read_between_markers(reproduction, "time-to-purity") == rt.time_to_purity_markdown(records).strip()
+    assert read_between_markers(ROOT / "README.md", "results-headline") == rt.headline_markdown(records).strip()
 
 
 def test_kmeans_runs_get_their_own_file_and_row(tmp_path):
     out = tmp_path / "results"
-    results.collect(_run(tmp_path, 0, 0.75), out)
-    results.collect(_run(tmp_path, 0, 0.82, precision="bfloat16", init="kmeans"), out)
+    rt.collect(_run(tmp_path, 0, 0.75), out)
+    rt.collect(_run(tmp_path, 0, 0.82, precision="bfloat16", init="kmeans"), out)
     assert sorted(p.name for p in out.glob("*.json")) == ["mnist-article-b+kmeans-e1-seed0-bf16.json",
                                                           "mnist-article-b-seed0.json"]
-    rows = results.summarize(results.load_results(out))
+    rows = rt.summarize(results.load_results(out))
     assert [(r["config"], r["precision"]) for r in rows] == [("article-b", "fp32"), ("article-b+kmeans-e1", "bf16")]
     # records written before cluster_init existed (no such config field) are the article's start
-    assert results.config_label({"model": "article-a", "config": {}}) == "article-a"
+    assert results.config_label({"network": "article-a", "config": {}}) == "article-a"
 
 
 def test_time_to_purity_counts_the_first_epoch_at_each_level(tmp_path):
@@ -85,33 +159,21 @@ def test_time_to_purity_counts_the_first_epoch_at_each_level(tmp_path):
     assert results.epochs_to_purity(history, 0.8) == 4
     assert results.epochs_to_purity(history, 0.845) is None
     out = tmp_path / "results"
-    results.collect(_run(tmp_path, 0, 0.8, curve=[None, 0.71, 0.69, 0.8]), out)
-    results.collect(_run(tmp_path, 1, 0.9, curve=[0.2, 0.5, 0.76, 0.9]), out)
-    table = results.time_to_purity_markdown(results.load_results(out), thresholds=(0.7, 0.8, 0.95))
+    rt.collect(_run(tmp_path, 0, 0.8, curve=[None, 0.71, 0.69, 0.8]), out)
+    rt.collect(_run(tmp_path, 1, 0.9, curve=[0.2, 0.5, 0.76, 0.9]), out)
+    table = rt.time_to_purity_markdown(results.load_results(out), thresholds=(0.7, 0.8, 0.95))
     assert table.splitlines()[0] == "| dataset | config | precision | epochs | seeds | 70 % | 80 % | 95 % | s per epoch (median) |"
     assert table.splitlines()[2] == "| mnist | article-b | fp32 | 50 | 0,1 | 2/2 (ep. 2, 3) | 2/2 (ep. 4, 4) | 0/2 | 30.0 |"
 
 
-@pytest.mark.parametrize("name, marker", [("bench.json", "speed"), ("bench-article-a.json", "speed-article-a"),
-                                          ("bench-cuda.json", "speed-gpu")])
-def test_readme_speed_tables_are_generated_from_the_committed_bench_reports(name, marker):
-    """Each committed `bench` report's table sits in the README block its device selects."""
-    from vaeclust_tutorial.bench import readme_marker, speed_markdown
-    report = json.loads((ROOT / "results" / name).read_text())
-    assert readme_marker(report) == marker and not report["quick"]
-    readme = (ROOT / "README.md").read_text()
-    start, end = readme.index(f"<!-- {marker}:start -->"), readme.index(f"<!-- {marker}:end -->")
-    assert readme[start:end].strip().endswith(speed_markdown(report, f"results/{name}").strip())
-
-
 def test_purity_curves_group_by_start_and_read_means_at_epochs():
     def record(seed, init, precision, curve):
-        return {"dataset": "mnist", "model": "article-b", "seed": seed, "precision": precision,
+        return {"dataset": "mnist", "network": "article-b", "seed": seed, "precision": precision,
                 "config": {"cluster_init": init, "cluster_init_epoch": 5},
                 "history": [{"epoch": i + 1, "test_purity": p} for i, p in enumerate(curve)]}
     records = [record(0, "zeros", "float32", [0.2, 0.4, 0.6]), record(1, "zeros", "float32", [0.2, 0.6, 0.8]),
                record(0, "kmeans", "float32", [0.5, 0.7]), record(0, "zeros", "bfloat16", [0.9, 0.9, 0.9]),
-               {**record(0, "zeros", "float32", [0.1]), "model": "article-a"}]
+               {**record(0, "zeros", "float32", [0.1]), "network": "article-a"}]
     curves = results.purity_curves(records, "mnist", "article-b", "fp32")
     assert list(curves) == ["article-b", "article-b+kmeans-e5"] and len(curves["article-b"]) == 2
     only_seed_1 = results.purity_curves(records, "mnist", "article-b", "fp32", seeds=(1,))

@@ -8,7 +8,7 @@ SHIPPED = [d for d in checkpoint.SHIPPED if checkpoint.shipped_path(d).exists()]
 
 
 def test_at_least_one_pretrained_checkpoint_ships():
-    assert SHIPPED, "no checkpoint in vaeclust_tutorial/checkpoints/: ship one with `python -m vaeclust_tutorial ship`"
+    assert SHIPPED, "no checkpoint in vaeclust_tutorial/checkpoints/: ship one with `python tools/ship.py`"
 
 
 @pytest.mark.parametrize("dataset", SHIPPED)
@@ -26,10 +26,9 @@ def test_shipped_checkpoint_reproduces_its_recorded_test_scores(dataset):
 
 @pytest.mark.parametrize("dataset", SHIPPED)
 def test_the_evaluation_batch_does_not_change_a_prediction(dataset):
-    # predict() evaluates in cache-sized batches (EVAL_BATCH, 200) since the metrics of results/
-    # were computed in batches of 2000: every one of the 10k test predictions must be the same.
-    from vaeclust_tutorial.train import EVAL_BATCH, predict
+    # predict() evaluates in batches of EVAL_BATCH while the metrics of results/ were computed
+    # in batches of 2000: every one of the 10k test predictions must be the same.
+    from vaeclust_tutorial.inference import predict
     model, _ = checkpoint.model_from_checkpoint(checkpoint.shipped_path(dataset))
     images = data.load(dataset, "test").images
-    assert EVAL_BATCH == 200
     assert (predict(model, images) == predict(model, images, batch_size=2000)).all()

@@ -1,4 +1,6 @@
-"""The sweep command: run specs, several runs at once, skip finished ones, stop and resume."""
+"""tools/sweep.py: run specs, several runs at once, skip finished ones, stop and resume.
+
+The tests that train start ``python -m vaeclust_tutorial train`` processes: marked slow."""
 
 import json
 import os
@@ -11,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vaeclust_tutorial.cli import main
+from tools.sweep import RunSpec, main, parse_spec, sweep, train_command
 from vaeclust_tutorial.results import run_name
-from vaeclust_tutorial.sweep import RunSpec, parse_spec, sweep, train_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,7 @@ def test_a_kmeans_start_spec_names_the_run_as_results_does_and_passes_the_option
     spec, = parse_spec("mnist:article-b+kmeans-e5:3")
     assert spec == RunSpec("mnist", "article-b", 3, kmeans_epoch=5)
     assert spec.name == "mnist-article-b+kmeans-e5-seed3"
-    metrics = {"dataset": "mnist", "model": "article-b", "seed": 3, "precision": "float32",
+    metrics = {"dataset": "mnist", "network": "article-b", "seed": 3, "precision": "float32",
                "config": {"cluster_init": "kmeans", "cluster_init_epoch": 5}}
     assert run_name(metrics) == spec.name
     cmd = train_command(spec, tmp_path, 20, "cpu", "auto")
@@ -50,9 +51,22 @@ def test_a_kmeans_start_spec_names_the_run_as_results_does_and_passes_the_option
 def test_bad_specs_say_what_is_valid(capsys, text, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_spec(text)
-    assert main(["sweep", text]) == 2 and message in capsys.readouterr().err
+    assert main([text]) == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["mnist:article-b:0", "--jobs", "0"], "--jobs must be >= 1, got 0"),
+    (["mnist:article-b:0", "--epochs", "x"], "--epochs must be an integer, got 'x'"),
+    (["mnist:article-b:0", "--stop-after", "0"], "--stop-after must be a finite number > 0"),
+    (["mnist:article-b:0", "--precision", "fp16"], "invalid choice: 'fp16'"),
+])
+def test_bad_options_are_rejected_with_what_is_valid(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_sweep_runs_in_parallel_skips_finished_runs_and_resumes_stopped_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("VAECLUST_QUICK", "1")
     logs = []
@@ -77,6 +91,7 @@ def test_sweep_runs_in_parallel_skips_finished_runs_and_resumes_stopped_ones(tmp
     assert (tmp_path / "mnist-article-a-seed0" / "metrics.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_reported_with_its_log(tmp_path, monkeypatch):
     monkeypatch.setenv("VAECLUST_QUICK", "1")
     (tmp_path / "mnist-article-a-seed0").write_text("a file where the run folder should be")
@@ -85,6 +100,7 @@ def test_a_failing_run_is_reported_with_its_log(tmp_path, monkeypatch):
     assert "error:" in (tmp_path / "mnist-article-a-seed0.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_kmeans_start_sweep_trains_with_that_start(tmp_path, monkeypatch):
     monkeypatch.setenv("VAECLUST_QUICK", "1")
     rows = sweep(parse_spec("mnist:article-a+kmeans-e1:0"), tmp_path, epochs=2)
@@ -104,11 +120,12 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc to find the runs")
 def test_sigterm_to_a_sweep_stops_the_runs_it_started(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "VAECLUST_QUICK": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "vaeclust_tutorial", "sweep", "mnist:article-a:0",
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tools" / "sweep.py"), "mnist:article-a:0",
                              "--epochs", "2", "--runs-dir", str(runs)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120

@@ -1,6 +1,5 @@
 """Training: determinism, resume after kill -9, non-finite losses, unwritable outputs, bad checkpoints."""
 
-import importlib
 import json
 import os
 import signal
@@ -14,7 +13,7 @@ import torch
 
 from vaeclust_tutorial import checkpoint, preset, train
 
-train_module = importlib.import_module("vaeclust_tutorial.train")  # the package's `train` is the function
+from vaeclust_tutorial import runtime, training
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,16 +46,15 @@ def test_an_existing_run_is_not_overwritten(tmp_path, tiny_config, mnist_small):
         train(other, tmp_path, resume=True, splits=mnist_small, progress=False)
 
 
-def test_an_fp32_run_resumed_with_the_auto_default_stays_fp32(tmp_path, tiny_config, mnist_small):
+def test_a_run_resumes_only_in_its_own_precision(tmp_path, mnist_small):
     fp32 = preset("article-a", epochs=1, train_limit=500, test_limit=300, device="cpu", precision="fp32")
     train(fp32, tmp_path, splits=mnist_small, progress=False)
-    assert tiny_config.precision == "auto"
-    result = train(tiny_config, tmp_path, resume=True, splits=mnist_small, progress=False)
-    assert len(result.history) == 3 and result.metrics["precision"] == "float32"
-    assert result.metrics["config"]["precision"] == "fp32"
     bf16 = preset("article-a", epochs=3, train_limit=500, test_limit=300, device="cpu", precision="bf16")
     with pytest.raises(checkpoint.CheckpointError, match="precision"):
         train(bf16, tmp_path, resume=True, splits=mnist_small, progress=False)
+    result = train(preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu", precision="fp32"),
+                   tmp_path, resume=True, splits=mnist_small, progress=False)
+    assert len(result.history) == 2 and result.metrics["precision"] == "float32"
 
 
 def _as_if_written_on(path, device, **changes):
@@ -75,17 +73,9 @@ def test_a_run_resumed_on_another_device_keeps_its_dtype_and_says_where_each_epo
     cfg = preset("article-a", epochs=1, train_limit=500, test_limit=300, device="cpu", precision="auto")
     first = train(cfg, tmp_path / "a", splits=mnist_small, progress=False)
     here = first.metrics["device"]
+    assert here.startswith(f"cpu: {runtime.cpu_model()}, ")           # the CPU model is on record
     state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
     assert state["devices"] == [[here, 1, 1]] and state["dtype"] == first.metrics["precision"]
-    # A GPU run from before checkpoints recorded their dtype: "auto" on "cuda" was fp32, so it
-    # finishes in fp32 here, even on a CPU where "auto" means bf16.
-    _as_if_written_on(tmp_path / "a" / "checkpoint.pt", "cuda", dtype=None, devices=None)
-    logs = []
-    result = train(preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu"),
-                   tmp_path / "a", resume=True, splits=mnist_small, progress=False, log=logs.append)
-    assert result.metrics["precision"] == "float32"
-    assert result.metrics["device"] == f"cuda (epochs 1-1); {here} (epochs 2-2)"
-    assert any("trained on 'cuda' so far, resuming on 'cpu' in float32" in line for line in logs)
     # A recorded dtype wins over what "auto" would pick on either device.
     train(cfg, tmp_path / "b", splits=mnist_small, progress=False)
     _as_if_written_on(tmp_path / "b" / "checkpoint.pt", "cuda", dtype="bfloat16",
@@ -108,6 +98,7 @@ train(cfg, sys.argv[1], resume=True, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -135,18 +126,17 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config, mnist_small,
                                                                    monkeypatch):
-    real, calls = train_module.cluster_vae_loss, {"n": 0}
+    real, calls = training.cluster_vae_loss, {"n": 0}
 
     def poisoned(*args, **kwargs):
         terms = real(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 8:                      # epoch 2 (5 steps per epoch), step 3
-            bad = terms.cluster_kl * float("nan")
-            return terms._replace(cluster_kl=bad, total=terms.reconstruction + bad + terms.categorical_kl)
+            terms["cluster_kl"] = terms["cluster_kl"] * float("nan")
         return terms
 
-    monkeypatch.setattr(train_module, "cluster_vae_loss", poisoned)
-    with pytest.raises(train_module.NonFiniteLossError, match=r"epoch 2, step 3: total=nan, cluster_kl=nan") as e:
+    monkeypatch.setattr(training, "cluster_vae_loss", poisoned)
+    with pytest.raises(training.NonFiniteLossError, match=r"epoch 2, step 3: cluster_kl=nan;") as e:
         train(tiny_config, tmp_path, splits=mnist_small, progress=False)
     assert "kept intact" in str(e.value)
     state = checkpoint.load(tmp_path / "checkpoint.pt")
@@ -160,7 +150,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
 ])
 def test_unwritable_output_fails_before_training(tmp_path, tiny_config, monkeypatch, make_out):
     (tmp_path / "a-file").write_text("x")
-    monkeypatch.setattr(train_module, "load_splits", lambda *a: pytest.fail("training must not start"))
+    monkeypatch.setattr(training, "load_splits", lambda *a: pytest.fail("training must not start"))
     with pytest.raises(ValueError, match="output"):
         train(tiny_config, make_out(tmp_path), progress=False)
 
@@ -200,7 +190,7 @@ def test_bad_checkpoints_get_a_clear_error(tmp_path, trained_run, kind, match):
     elif kind == "bad-config":
         torch.save({**state, "config": {**state["config"], "n_clusters": 1}}, path)
     elif kind == "other-arch":
-        torch.save({**state, "config": {**state["config"], "model": "article-b"}}, path)
+        torch.save({**state, "config": {**state["config"], "network": "article-b"}}, path)
     else:
         path = tmp_path / "nope.pt"
     with pytest.raises(checkpoint.CheckpointError, match=match):
@@ -209,12 +199,21 @@ def test_bad_checkpoints_get_a_clear_error(tmp_path, trained_run, kind, match):
 
 
 def test_invalid_configs_name_the_field_and_the_valid_values():
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'; valid datasets"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'svhn'; valid values are \['mnist', 'fashion-mnist'\]"):
         preset(dataset="svhn")
     with pytest.raises(ValueError, match=r"epochs=0 is invalid.*>= 1"):
         preset(epochs=0)
-    with pytest.raises(ValueError, match=r"n_clusters=1 is invalid.*K >= 2"):
+    with pytest.raises(ValueError, match=r"epochs=2.5 is invalid: it must be an integer"):
+        preset(epochs=2.5)
+    with pytest.raises(ValueError, match=r"n_clusters=1 is invalid.*>= 2 \(K, number"):
         preset(n_clusters=1)
+    with pytest.raises(ValueError, match=r"lr=nan is invalid: it must be a finite number"):
+        preset(lr=float("nan"))
+    with pytest.raises(ValueError, match=r"cat_weight=-1 is invalid.*>= 0"):
+        preset(cat_weight=-1)
+    with pytest.raises(ValueError, match=r"train_limit=0 is invalid"):
+        preset(train_limit=0)
+    assert preset(train_limit=None).train_limit is None
     with pytest.raises(ValueError, match=r"lam=0 is invalid.*> 0"):
         preset(lam=0)
     with pytest.raises(ValueError, match=r"latent_dim=0 is invalid"):
@@ -222,13 +221,13 @@ def test_invalid_configs_name_the_field_and_the_valid_values():
     with pytest.raises(ValueError, match="valid configurations"):
         preset("article-z")
     with pytest.raises(ValueError, match="CUDA is not available|unknown device"):
-        train_module.resolve_device("cuda:7" if not torch.cuda.is_available() else "tpu")
+        runtime.resolve_device("cuda:7" if not torch.cuda.is_available() else "tpu")
 
 
 def test_notebook_reruns_reuse_their_own_folder_and_never_mix(tmp_path, monkeypatch, mnist_small):
-    from vaeclust_tutorial.train import load_or_train, notebook_run_dir
+    from vaeclust_tutorial.pretrained import load_or_train, notebook_run_dir
     monkeypatch.setenv("VAECLUST_RUNS", str(tmp_path))
-    monkeypatch.setattr(train_module, "load_splits", lambda *a: mnist_small)
+    monkeypatch.setattr(training, "load_splits", lambda *a: mnist_small)
     cfg = preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu")
     lines = []
     _, history, metrics = load_or_train(cfg, "nb", log=lines.append)
@@ -247,11 +246,40 @@ def test_notebook_reruns_reuse_their_own_folder_and_never_mix(tmp_path, monkeypa
 def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
     for has in (True, False):
-        monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: has)
-        assert train_module.resolve_precision("auto", cpu) == (torch.bfloat16 if has else torch.float32)
-        assert train_module.resolve_precision("auto", gpu) == torch.float32
-        assert train_module.resolve_precision("fp32", cpu) == torch.float32
-        assert train_module.resolve_precision("bf16", gpu) == torch.bfloat16
+        monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: has)
+        assert runtime.resolve_precision("auto", cpu) == (torch.bfloat16 if has else torch.float32)
+        assert runtime.resolve_precision("auto", gpu) == torch.float32
+        assert runtime.resolve_precision("auto", torch.device("mps")) == torch.float32
+        assert runtime.resolve_precision("fp32", cpu) == torch.float32
+        assert runtime.resolve_precision("bf16", gpu) == torch.bfloat16
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_device_is_what_a_student_has(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert runtime.resolve_device("auto").type == expected
+    if not mps:
+        with pytest.raises(ValueError, match="MPS is not available"):
+            runtime.resolve_device("mps")
+
+
+def test_a_new_loss_term_is_minimised_logged_and_plotted(monkeypatch, tiny_config, mnist_small):
+    """What docs/adding_a_loss_term.md promises: a term returned by cluster_vae_loss is in the
+    total, in the history under its own name, and in the training-curves figure."""
+    from vaeclust_tutorial import losses, plots
+    real = losses.cluster_vae_loss
+
+    def with_extra(x, out, model, cfg):
+        return {**real(x, out, model, cfg), "means_norm": 0.1 * model.means.pow(2).sum()}
+
+    monkeypatch.setattr(training, "cluster_vae_loss", with_extra)
+    history = train(tiny_config, splits=mnist_small, progress=False).history
+    assert "means_norm" in history[0]
+    terms = ("reconstruction", "cluster_kl", "categorical_kl", "means_norm")
+    assert history[-1]["loss"] == pytest.approx(sum(history[-1][t] for t in terms), rel=1e-5)
+    fig = plots.training_curves_figure(history)
+    assert "means norm" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
 
 
 def test_a_bf16_step_matches_the_fp32_step(mnist_small):
@@ -260,18 +288,30 @@ def test_a_bf16_step_matches_the_fp32_step(mnist_small):
     cfg = preset("article-b")
     x = mnist_small[0].images[:100].contiguous(memory_format=torch.channels_last)
     device = torch.device("cpu")
-    model = train_module.build_model(cfg).to(memory_format=torch.channels_last)
+    model = training.build_model(cfg).to(memory_format=torch.channels_last)
     terms, grads = {}, {}
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(1)                                        # the same z sample for both
         model.zero_grad()
-        with train_module.autocast(device, dtype):
+        with runtime.autocast(device, dtype):
             out = model(x)
-        t = train_module.cluster_vae_loss(x, out, model.means, lam=cfg.lam)
-        t.total.backward()
-        assert t.total.dtype == torch.float32 and out.x_hat.dtype == torch.float32
-        terms[dtype] = torch.stack([v.detach() for v in t])
+        t = training.cluster_vae_loss(x, out, model, cfg)
+        training.total(t).backward()
+        assert training.total(t).dtype == torch.float32                # the loss is fp32 in any case
+        terms[dtype] = torch.stack([v.detach() for v in t.values()])
         grads[dtype] = torch.cat([p.grad.flatten() for p in model.parameters()])
-    torch.testing.assert_close(terms[torch.bfloat16][:3], terms[torch.float32][:3], rtol=0.01, atol=1e-3)
+    torch.testing.assert_close(terms[torch.bfloat16], terms[torch.float32], rtol=0.01, atol=1e-3)
     cos = torch.nn.functional.cosine_similarity(grads[torch.float32], grads[torch.bfloat16], dim=0)
     assert cos > 0.99
+
+
+def test_the_shipped_model_stands_in_only_for_the_config_it_was_trained_with():
+    import dataclasses
+
+    from vaeclust_tutorial.pretrained import config_difference
+    shipped = checkpoint.load(checkpoint.shipped_path("mnist"))["config"]
+    same = dataclasses.replace(shipped, device="cpu", precision="bf16", eval_every=5)
+    assert config_difference(shipped, same) == {}
+    other = dataclasses.replace(shipped, seed=shipped.seed + 1)
+    assert config_difference(shipped, other) == {"seed": (shipped.seed, shipped.seed + 1)}
+

@@ -15,8 +15,9 @@ from tqdm.auto import tqdm
 from .config import progress_wanted
 from .losses import vae_loss
 from .metrics import clustering_scores
-from .models import VAE, latent_means  # noqa: F401  (latent_means: notebook 01 calls it from here)
-from .train import MEMORY_FORMAT
+from .inference import latent_means  # noqa: F401  (notebook 01 calls it from here)
+from .models import VAE
+from .training import MEMORY_FORMAT
 
 
 def train_vae(model: VAE, images: torch.Tensor, *, epochs: int, lam: float = 5.0, batch_size: int = 100,

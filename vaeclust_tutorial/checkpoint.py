@@ -4,7 +4,10 @@ Introduced in notebook 03 (loading the shipped checkpoints). A checkpoint is a
 dict of tensors and plain Python values:
 
 ``format``, ``format_version``, ``package_version``, ``config`` (a TrainConfig as a
-dict), ``epoch`` (epochs completed), ``model``, ``optimizer``, ``history``, ``rng``.
+dict), ``epoch`` (epochs completed), ``model``, ``optimizer``, ``history``, ``rng``,
+``start_commit`` (the code that began the run), ``dtype`` (the compute dtype of the run)
+and ``devices`` (where each span of epochs ran). :func:`restore` puts a run back where
+it stopped.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
-from .io import atomic_write_bytes
+from .config import DATASETS, TrainConfig
+from .files import atomic_write_bytes
 
 FORMAT = "vaeclust-checkpoint"
-FORMAT_VERSION = 1
-SHIPPED = {"mnist": "mnist.pt", "fashion-mnist": "fashion-mnist.pt"}
+FORMAT_VERSION = 2
+SHIPPED = {name: f"{name}.pt" for name in DATASETS}   # the pretrained model of each dataset
 
 
 class CheckpointError(ValueError):
@@ -86,10 +89,52 @@ def model_from_checkpoint(path: str | Path, device="cpu"):
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"{str(path)!r}: weights do not fit its config {state['config'].model!r} "
+        raise CheckpointError(f"{str(path)!r}: weights do not fit its config {state['config'].network!r} "
                               f"(K={state['config'].n_clusters}, d={state['config'].latent_dim}): "
                               f"{str(exc).splitlines()[0]}") from None
     return model.to(device).eval(), state
+
+
+def rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    """The random streams a run draws from: torch's global one (noise), the shuffling one, CUDA's."""
+    state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device) -> None:
+    # RNG states are CPU byte tensors; a checkpoint loaded with map_location="cuda" moved them.
+    torch.set_rng_state(state["torch"].cpu())
+    generator.set_state(state["shuffle"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: torch.Generator,
+            device: torch.device) -> dict:
+    """Load an interrupted run's checkpoint into ``model``, ``optimizer`` and the random streams.
+
+    Only ``epochs`` (to extend a finished run) and ``device`` (to finish a GPU run on a CPU,
+    say) may differ from the run's config; the run goes on in the dtype it trained in.
+    Returns what the loop needs: ``history``, ``epoch``, ``start_commit``, ``dtype``, ``devices``.
+    """
+    state = load(path, map_location=device)
+    saved = state["config"]
+    diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
+            if getattr(cfg, k) != v and k not in ("epochs", "device")}
+    if diff:
+        raise CheckpointError(f"{path} was written with another configuration (checkpoint vs now: {diff}); "
+                              f"resume with the same options or use another output folder")
+    if state["epoch"] > cfg.epochs:
+        raise ValueError(f"{path} has already trained {state['epoch']} epochs, more than "
+                         f"epochs={cfg.epochs}; pass --epochs {state['epoch']} or more")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    _set_rng_state(state["rng"], generator, device)
+    return {"history": list(state["history"]), "epoch": int(state["epoch"]),
+            "start_commit": state["start_commit"], "dtype": state["dtype"],
+            "devices": [list(d) for d in state["devices"]]}
 
 
 def shipped_path(dataset: str) -> Path:
@@ -97,27 +142,3 @@ def shipped_path(dataset: str) -> Path:
     if dataset not in SHIPPED:
         raise ValueError(f"unknown dataset {dataset!r}; valid datasets are {sorted(SHIPPED)}")
     return Path(__file__).resolve().parent / "checkpoints" / SHIPPED[dataset]
-
-
-def ship(run_checkpoint: str | Path, out: str | Path) -> dict:
-    """Store a run's model as a small weights-only checkpoint, with the run's recorded metrics.
-
-    Drops the optimizer and RNG states (a third of the size); keeps config, epoch,
-    history and the ``metrics.json`` written beside the run's checkpoint, whose test
-    purity and accuracy the test suite checks against a fresh evaluation.
-    """
-    import json
-
-    run_checkpoint = Path(run_checkpoint)
-    state = load(run_checkpoint)
-    metrics_path = run_checkpoint.parent / "metrics.json"
-    if not metrics_path.exists():
-        raise CheckpointError(f"{metrics_path} is missing: ship only finished runs (train writes it at the end)")
-    metrics = json.loads(metrics_path.read_text())
-    if metrics.get("quick"):
-        raise CheckpointError(f"{run_checkpoint} comes from a quick-mode run; ship only real runs")
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save(out, {"package_version": state["package_version"], "config": state["config"].to_dict(),
-               "epoch": state["epoch"], "model": state["model"], "history": state["history"],
-               "metrics": metrics})
-    return {"out": str(out), "test": metrics["test"], "epoch": state["epoch"]}

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .models import EVAL_BATCH, ClusterVAE, latent_means
+from .inference import EVAL_BATCH, latent_means
+from .models import ClusterVAE
 
 
 def kmeans_init_(model: ClusterVAE, images: torch.Tensor, *, seed: int = 0, batch_size: int = EVAL_BATCH,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -378,18 +378,3 @@ def load(name: str, split: str = "train", data_dir: str | Path | None = None,
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28)
     y = torch.from_numpy(labels.astype(np.int64))                          # (N,)
     return Split(name=name, split=split, images=x, labels=y, classes=info.classes)
-
-
-
-def toy_mixture(n: int = 2000, k: int = 4, seed: int = 0, radius: float = 4.0, std: float = 0.7) -> Split:
-    """A 2-D Gaussian mixture: k clusters of std ``std`` on a circle of radius ``radius``. Notebook 02.
-
-    Returns a :class:`Split` whose ``images`` are the points (n, 2) and ``labels`` their component.
-    """
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, k, (n,), generator=g)
-    angles = 2 * torch.pi * labels.float() / k
-    centres = radius * torch.stack([angles.cos(), angles.sin()], 1)          # (n, 2)
-    points = centres + std * torch.randn(n, 2, generator=g)
-    return Split(name="toy-mixture", split="train", images=points, labels=labels,
-                 classes=tuple(f"component {i}" for i in range(k)))

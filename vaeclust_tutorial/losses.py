@@ -11,14 +11,12 @@ logged terms add up to the minimised loss:
       + \underbrace{\mathrm{KL}\big(p(y|z)\,\Vert\,q(y)\big)}_{\text{categorical KL}}
 
 Shapes: ``x``, ``x_hat`` (B, 1, 28, 28); ``mu``, ``logvar``, ``z`` (B, d);
-``means`` (K, d); ``q_y`` (B, K).
+``means`` (K, d); ``p_y`` (B, K).
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
 import torch
 
 
@@ -42,7 +40,7 @@ def gaussian_kl(mu, logvar):
     return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(1).mean()
 
 
-def cluster_kl(mu, logvar, means, q_y):
+def cluster_kl(mu, logvar, means, p_y):
     r"""Term 2 of eq. (4) in closed form, weighted by p(y|z) (the author's versions A and B):
 
     .. math:: \sum_y p(y|z)\; \tfrac12 \sum_d \left(\sigma_d^2 + (\mu_d - \mu_{y,d})^2 - 1 - \log\sigma_d^2\right)
@@ -50,13 +48,13 @@ def cluster_kl(mu, logvar, means, q_y):
     i.e. :math:`\sum_y p(y|z)\,\mathrm{KL}(N(\mu, \sigma^2) \Vert N(\mu_y, I))`. Note the hybrid:
     the KL over z is exact, but the weights p(y|z) come from one *sampled* z.
     """
-    mu, logvar, means, q_y = mu.float(), logvar.float(), means.float(), q_y.float()
+    mu, logvar, means, p_y = mu.float(), logvar.float(), means.float(), p_y.float()
     sq = (mu.unsqueeze(1) - means.unsqueeze(0)).pow(2)                   # (B, K, d)
     kl = 0.5 * (logvar.exp() - 1.0 - logvar).unsqueeze(1) + 0.5 * sq     # (B, K, d)
-    return (q_y * kl.sum(-1)).sum(1).mean()
+    return (p_y * kl.sum(-1)).sum(1).mean()
 
 
-def cluster_kl_sample(z, mu, logvar, means, q_y):
+def cluster_kl_sample(z, mu, logvar, means, p_y):
     r"""Term 2 of eq. (4) estimated with the one sample z (the author's version C):
 
     .. math:: \sum_y p(y|z) \left[\log p(z|x) - \log q(z|y)\right]
@@ -68,11 +66,11 @@ def cluster_kl_sample(z, mu, logvar, means, q_y):
     zero, so training is the same, but keeping it makes the logged value an
     unbiased estimate of the KL rather than one shifted by d/2.
     """
-    z, mu, logvar, means, q_y = z.float(), mu.float(), logvar.float(), means.float(), q_y.float()
+    z, mu, logvar, means, p_y = z.float(), mu.float(), logvar.float(), means.float(), p_y.float()
     eps2 = (z - mu).pow(2) * torch.exp(-logvar)                           # (B, d)
     sq = (z.unsqueeze(1) - means.unsqueeze(0)).pow(2)                    # (B, K, d)
     log_ratio = 0.5 * (sq - (logvar + eps2).unsqueeze(1))                # (B, K, d)
-    return (q_y * log_ratio.sum(-1)).sum(1).mean()
+    return (p_y * log_ratio.sum(-1)).sum(1).mean()
 
 
 def categorical_kl(logits):
@@ -83,36 +81,32 @@ def categorical_kl(logits):
     :math:`\log K` and the 1e-7 inside the log; we use ``log_softmax`` for stability.
     """
     logits = logits.float()
-    log_q = torch.log_softmax(logits, -1)
-    return (log_q.exp() * log_q).sum(1).mean() + math.log(logits.shape[-1])
+    log_p = torch.log_softmax(logits, -1)
+    return (log_p.exp() * log_p).sum(1).mean() + math.log(logits.shape[-1])
 
 
-class LossTerms(NamedTuple):
-    total: torch.Tensor
-    reconstruction: torch.Tensor
-    cluster_kl: torch.Tensor
-    categorical_kl: torch.Tensor
+def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
+    """Eq. (4) for a :class:`~vaeclust_tutorial.models.ClusterOutput`: each term by name, weighted
+    as it enters the loss. The loss minimised is their sum (:func:`total`); the training loop
+    logs every entry under its name, so a new term needs a line here and a field in
+    :class:`~vaeclust_tutorial.config.TrainConfig`, nothing else (``docs/adding_a_loss_term.md``).
 
-
-TERM_NAMES = ("reconstruction", "cluster_kl", "categorical_kl")
-
-
-def cluster_vae_loss(x, out, means, *, lam: float, estimator: str = "closed-form",
-                     cat_weight: float = 1.0) -> LossTerms:
-    """Eq. (4): the three terms and their sum for a :class:`~vaeclust_tutorial.models.ClusterOutput`.
-
-    ``estimator`` picks term 2: ``"closed-form"`` (:func:`cluster_kl`) or
-    ``"sample"`` (:func:`cluster_kl_sample`). ``cat_weight`` scales term 3 (0 drops it).
+    ``cfg.estimator`` picks term 2: ``"closed-form"`` (:func:`cluster_kl`) or ``"sample"``
+    (:func:`cluster_kl_sample`); ``cfg.cat_weight`` scales term 3 (0 drops it). Notebook 02.
     """
-    rec = reconstruction(x, out.x_hat, lam)
-    if estimator == "closed-form":
-        kl = cluster_kl(out.mu, out.logvar, means, out.q_y)
-    elif estimator == "sample":
-        kl = cluster_kl_sample(out.z, out.mu, out.logvar, means, out.q_y)
+    if cfg.estimator == "closed-form":
+        kl = cluster_kl(out.mu, out.logvar, model.means, out.p_y)
     else:
-        raise ValueError(f"unknown estimator {estimator!r}; valid estimators are ['closed-form', 'sample']")
-    cat = cat_weight * categorical_kl(out.logits)
-    return LossTerms(rec + kl + cat, rec, kl, cat)
+        kl = cluster_kl_sample(out.z, out.mu, out.logvar, model.means, out.p_y)
+    terms = {"reconstruction": reconstruction(x, out.x_hat, cfg.lam),
+             "cluster_kl": kl,
+             "categorical_kl": cfg.cat_weight * categorical_kl(out.logits)}
+    return terms
+
+
+def total(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss minimised: the sum of the weighted terms."""
+    return sum(terms.values())
 
 
 def vae_loss(x, out, *, lam: float):

@@ -25,16 +25,13 @@ def _figure(figsize) -> Figure:
 
 
 def image_grid(images, nrow: int, pad: int = 1) -> np.ndarray:
-    """Tile images (N, 1, H, W) or (N, H, W) into one (rows*(H+pad), nrow*(W+pad)) array, row by row."""
-    x = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    x = x.reshape(len(x), *x.shape[-2:])
-    n, h, w = x.shape
-    rows = max(1, -(-n // nrow))
-    grid = np.zeros((rows * (h + pad) - pad, nrow * (w + pad) - pad), dtype=np.float32)  # 0 = white (gray_r)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = x[i]
-    return grid
+    """Tile images (N, 1, H, W) or (N, H, W) into one 2-D array, ``nrow`` per row
+    (``torchvision.utils.make_grid``; the padding is 0, white in the gray_r colour map)."""
+    from torchvision.utils import make_grid
+
+    x = torch.as_tensor(images).detach().float().cpu()
+    x = x.reshape(len(x), 1, *x.shape[-2:])
+    return make_grid(x, nrow=nrow, padding=pad, pad_value=0.0)[0].numpy()
 
 
 def _rows_figure(rows, row_labels, title, cell=0.55) -> Figure:
@@ -103,9 +100,10 @@ def training_curves_figure(history: list) -> Figure:
     ax_loss.plot(epochs, [h["reconstruction"] for h in history], label="reconstruction")
     ax_loss.set(title="loss (batch mean)", xlabel="epoch")
     ax_loss.legend()
-    ax_terms.plot(epochs, [h["cluster_kl"] for h in history], label="cluster KL (term 2)")
-    ax_terms.plot(epochs, [h["categorical_kl"] for h in history], label="categorical KL (term 3)")
-    ax_terms.set(title="KL terms", xlabel="epoch")
+    skip = ("epoch", "loss", "reconstruction", "seconds")
+    for term in [k for k in history[0] if k not in skip and not k.startswith(("test_", "kmeans_"))]:
+        ax_terms.plot(epochs, [h[term] for h in history], label=term.replace("_", " "))
+    ax_terms.set(title="the other terms", xlabel="epoch")
     ax_terms.legend()
     for key, label in (("test_purity", "purity"), ("test_accuracy", "Hungarian accuracy"),
                        ("test_nmi", "NMI"), ("test_ari", "ARI")):
@@ -195,9 +193,9 @@ def write_run_figures(checkpoint_path, out_dir) -> list[Path]:
     from . import data
     from .checkpoint import model_from_checkpoint
     from .config import QUICK_TRAIN
-    from .io import atomic_save_figure, check_output_dir
+    from .files import atomic_save_figure, check_output_dir
     from .metrics import cluster_to_class, contingency
-    from .train import predict
+    from .inference import predict
 
     out_dir = check_output_dir(out_dir)
     model, state = model_from_checkpoint(checkpoint_path)

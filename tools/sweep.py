@@ -1,16 +1,21 @@
-"""Several training runs at once: ``python -m vaeclust_tutorial sweep mnist:article-b:0-4 ...``.
+#!/usr/bin/env python3
+"""Several training runs at once: ``python tools/sweep.py mnist:article-b:0-4 ...``.
 
-Each run is the ordinary ``train`` command in its own process, writing
-``RUNS/<dataset>-<config>-seed<N>/`` (the names ``results`` expects) with ``--resume``,
-so a sweep that is stopped (Ctrl-C, ``--stop-after``, SIGTERM; each stops the runs it
-started) loses at most the epoch each run was in, and the same command carries on. A
-finished run is skipped.
+    python tools/sweep.py DATASET:CONFIG:SEEDS ... [--jobs N] [--epochs 50] [--runs-dir runs]
+                          [--device auto] [--precision auto] [--stop-after SECONDS]
+
+Each run is the ordinary ``python -m vaeclust_tutorial train`` in its own process, writing
+``RUNS/<dataset>-<config>-seed<N>/`` (the names ``tools/results_tables.py`` gives results
+files) with ``--resume``, so a sweep that is stopped (Ctrl-C, ``--stop-after``, SIGTERM; each
+stops the runs it started) loses at most the epoch each run was in, and the same command
+carries on. A finished run is skipped. Prints one JSON row per run; exits 1 unless all finished.
 On a GPU several small runs share the card far better than one (each process
 keeps it busy while the others launch kernels); on a CPU use ``--jobs 1``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -22,7 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DATASETS, PRESETS, run_label
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:        # run as `python tools/sweep.py`
+    sys.path.insert(0, str(ROOT))
+
+from vaeclust_tutorial.config import DATASETS, PRECISIONS, PRESETS, run_label  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        """The config as ``results`` names it: ``article-b``, or ``article-b+kmeans-e5``."""
+        """The config as results files name it: ``article-b``, or ``article-b+kmeans-e5``."""
         if self.kmeans_epoch is None:
             return run_label(self.config)
         return run_label(self.config, "kmeans", self.kmeans_epoch)
@@ -176,3 +185,58 @@ def _row(spec: RunSpec, runs_dir: Path, epochs: int, returncode: int | None) -> 
     else:
         row["status"] = f"failed (exit {returncode}; see {runs_dir / (spec.name + '.log')})"
     return row
+
+
+def _at_least_one(what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what} must be >= 1, got {value}")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--stop-after must be a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--stop-after must be a finite number > 0, got {text}")
+    return value
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python tools/sweep.py", description=__doc__.split("\n\n")[0],
+                                epilog="Run train for each DATASET:CONFIG:SEEDS, JOBS at a time, into "
+                                       "RUNS/<dataset>-<config>-seed<N>/ with --resume; finished runs are skipped.")
+    p.add_argument("specs", nargs="+", metavar="DATASET:CONFIG:SEEDS",
+                   help="e.g. mnist:article-b:0-4 fashion-mnist:article-c:0,1,2; CONFIG+kmeans-eN for "
+                        "the k-means start after epoch N, e.g. mnist:article-b+kmeans-e5:0-2")
+    p.add_argument("--jobs", type=_at_least_one("--jobs"), default=1,
+                   help="runs at the same time (default 1; on a GPU 8 or more)")
+    p.add_argument("--epochs", type=_at_least_one("--epochs"), default=50, help="epochs (default 50)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="default ./runs")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (default: bf16 on CPUs with native bf16, else fp32), fp32, bf16")
+    p.add_argument("--stop-after", type=_seconds, metavar="SECONDS",
+                   help="stop the runs still going after this long (they resume next time)")
+    args = p.parse_args(argv)
+    try:
+        specs = [spec for text in args.specs for spec in parse_spec(text)]
+        rows = sweep(specs, args.runs_dir, jobs=args.jobs, epochs=args.epochs, device=args.device,
+                     precision=args.precision, stop_after=args.stop_after,
+                     log=lambda msg: print(msg, file=sys.stderr))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(rows, indent=2))
+    return 0 if all(r["status"] == "finished" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

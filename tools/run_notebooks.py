@@ -1,23 +1,29 @@
+#!/usr/bin/env python3
 """Execute the tutorial notebooks in place, in full mode, and stamp how they were run.
 
-``python -m vaeclust_tutorial.notebooks [NOTEBOOK.ipynb ...]`` (``python3 tasks.py notebooks``)
-runs each notebook top to bottom with ``VAECLUST_QUICK`` unset, saves the outputs into the
-``.ipynb`` (the jupytext ``.py`` twin carries none) and records in the notebook's metadata
-the mode, the package version, the git commit and the seconds it took. The test suite checks
-that every committed notebook was executed this way.
+    python tools/run_notebooks.py [NOTEBOOK.ipynb ...] [--readme README.md] [--no-execute]
+
+(``python3 tasks.py notebooks``.) Runs each notebook top to bottom with ``VAECLUST_QUICK``
+unset, saves the outputs into the ``.ipynb`` (the jupytext ``.py`` twin carries none) and
+records in the notebook's metadata the mode, the package version, the git commit and the
+seconds it took. The test suite checks that every committed notebook was executed this way.
+``--readme`` writes the notebook list with each one's full-mode time into the README's
+``notebooks`` block.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .io import atomic_write_bytes
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:        # run as `python tools/run_notebooks.py`
+    sys.path.insert(0, str(ROOT))
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = ROOT / "notebooks"
 
 
 def execute(path: str | Path, timeout: int = 7200) -> float:
@@ -25,7 +31,9 @@ def execute(path: str | Path, timeout: int = 7200) -> float:
     import nbformat
     from nbclient import NotebookClient
 
-    from .train import git_commit
+    from vaeclust_tutorial import __version__
+    from vaeclust_tutorial.files import atomic_write_bytes
+    from vaeclust_tutorial.runtime import git_commit
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -46,12 +54,12 @@ def execute(path: str | Path, timeout: int = 7200) -> float:
     return seconds
 
 
-def timing_table() -> str:
+def timing_table(notebook_dir: str | Path = NOTEBOOK_DIR) -> str:
     """The README's notebook list: title line and full-mode minutes from each notebook's stamp."""
     import nbformat
 
     lines = ["| notebook | what it covers | full-mode time here |", "|---|---|---|"]
-    for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+    for path in sorted(Path(notebook_dir).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         title = nb.cells[0].source.splitlines()[0].lstrip("# ").split("·", 1)[-1].strip()
         stamp = nb.metadata.get("vaeclust", {})
@@ -61,9 +69,7 @@ def timing_table() -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m vaeclust_tutorial.notebooks", description=__doc__)
+    p = argparse.ArgumentParser(prog="python tools/run_notebooks.py", description=__doc__.split("\n\n")[0])
     p.add_argument("paths", nargs="*", type=Path, help="notebooks to execute (default: all)")
     p.add_argument("--readme", type=Path, help="write the timing table between <!-- notebooks:start/end -->")
     p.add_argument("--no-execute", action="store_true", help="only write the table")
@@ -73,7 +79,7 @@ def main(argv=None) -> int:
             print(f"executing {path} (full mode) ...", flush=True)
             print(f"  done in {execute(path) / 60:.1f} min", flush=True)
     if args.readme is not None:
-        from .io import replace_between_markers
+        from tools.markers import replace_between_markers
         replace_between_markers(args.readme, "notebooks", timing_table())
     return 0
 

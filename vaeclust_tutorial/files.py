@@ -63,19 +63,3 @@ def check_output_dir(path: str | Path) -> Path:
         raise ValueError(f"cannot write to output directory {str(path)!r} ({exc.strerror or exc}); "
                          f"choose a writable --out") from None
     return path
-
-
-def replace_between_markers(path: str | Path, name: str, text: str) -> None:
-    """Replace what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a text file.
-
-    How the README's generated tables are refreshed (results, speed); raises ``ValueError``
-    naming the missing marker.
-    """
-    path = Path(path)
-    content = path.read_text()
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    if start not in content or end not in content:
-        raise ValueError(f"{path} lacks the markers {start} ... {end}; add them where the table belongs")
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    atomic_write_bytes(path, f"{head}{start}\n{text.strip()}\n{end}{tail}".encode())

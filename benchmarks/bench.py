@@ -1,59 +1,80 @@
+#!/usr/bin/env python3
 """Speed benchmark: this project's training path against a naive tutorial-style reference.
 
-``python -m vaeclust_tutorial bench --out bench.json``. Every path trains the same
-model (same parameters, same function) with the same loss; they differ only in how
-the work is done. The **levers** are added one at a time, so each gets its own number:
+    python benchmarks/bench.py [--config article-b] [--repeats 3] [--steps 30] [--out FILE.json]
+                               [--device auto] [--docs docs/speed.md]
+
+Every path trains the same model (same parameters, same function) with the same loss; they
+differ only in how the work is done. The **levers** are added one at a time, so each gets
+its own number:
 
 ====================  =====================================================================
 path                  adds
 ====================  =====================================================================
 reference             torchvision ``MNIST`` + ``ToTensor`` + ``DataLoader`` (batch 100,
-                      shuffled), NCHW, fp32, ``nn.ConvTranspose2d`` decoder
-                      (``kernels="plain"``), Adam's default per-tensor loop; evaluation
-                      in batches of 100 under ``no_grad`` - the way most tutorials write it
+                      shuffled), NCHW, fp32, the model as built (plain PyTorch layers),
+                      Adam's default per-tensor loop; evaluation in batches of 100 under
+                      ``no_grad`` - the way most tutorials write it
 + tensor batches      the split held as one tensor, a seeded permutation sliced into batches
 + channels_last       NHWC memory format for the images and the conv weights
-+ fast kernels        sub-pixel transposed convs, shifted-sum last conv (models.py)
++ fast kernels        :func:`vaeclust_tutorial.kernels.use_fast_kernels` (sub-pixel transposed
+                      convs, shifted-sum last conv)
 + fused Adam          one optimiser kernel for all parameters
 + bf16                bf16 autocast (fp32 weights and loss) where the CPU has AVX512-BF16
                       or AMX, or on a GPU with bf16; left out elsewhere
 ====================  =====================================================================
 
-The last row is the project's path, :func:`~vaeclust_tutorial.train.train_step` with
-``--precision auto``. Where bf16 is used, one more path runs beside the levers for contrast
-(:data:`CONTRAST`): bf16 with the plain kernels, which shows what the fast kernels are for.
-Evaluation: the reference's loop against :func:`~vaeclust_tutorial.train.predict` (batches
-of ``EVAL_BATCH`` under ``inference_mode``, fp32).
-
-Measurements are interleaved (every path once, then again, ...) and repeated; the
-report gives medians with min and max, ratios to the reference, and the achieved
-GFLOP/s beside measured matrix-multiply peaks (fp32 and bf16) of the same machine.
+Where bf16 is used, one more path runs beside the levers for contrast (:data:`CONTRAST`):
+bf16 with the plain layers, which shows what the fast kernels are for. The last row is the
+project's path where training switches the fast kernels on (bf16 on a CPU,
+:func:`~vaeclust_tutorial.kernels.fast_kernels_pay`); elsewhere training runs the plain layers. Training paths are
+timed interleaved (every path once, then again, ...) and repeated: on a noisy machine a
+slow spell then hits every path, not one. Evaluation (the reference's loop against
+:func:`~vaeclust_tutorial.inference.predict`) and the matrix-multiply peaks (fp32 and bf16)
+are timed with ``torch.utils.benchmark.Timer``. The report gives medians with min and max,
+ratios to the reference, and the achieved GFLOP/s beside the peaks.
 
 The **convolution ceiling** (:func:`conv_ceiling`) bounds what any rewrite above the
-kernels can gain: every convolution call of one training step of the project's path
-(forward and backward, as the dispatcher sees them) is replayed on its own, on tensors
-of the same shapes, strides and dtypes, each at its best of several rounds; the sum is a
-step's time if every other operation were free, so ``batch / sum`` is an upper bound on
-images/s with these convolution kernels.
+kernels can gain: every convolution call of one training step of the last path (forward
+and backward, as the dispatcher sees them) is replayed on its own, on tensors of the same
+shapes, strides and dtypes, each at its best of several rounds; the sum is a step's time if
+every other operation were free, so ``batch / sum`` is an upper bound on images/s with
+these convolution kernels.
 
+``--docs FILE`` writes the table (:func:`speed_markdown`) into FILE between
+``<!-- speed:start -->`` and ``<!-- speed:end -->``; ``speed-gpu`` for a GPU, with
+``-<config>`` appended for a model other than article-b (:func:`docs_marker`).
 No timing is asserted anywhere: the machines are noisy; compare the ratios of one run.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import platform
 import random
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:        # run as `python benchmarks/bench.py`: import tools.*
+    sys.path.insert(0, str(ROOT))
 
-from . import __version__, data
-from .config import is_quick, preset
-from .models import conv_cluster_vae, multiply_adds, plain_state_dict
-from .train import MEMORY_FORMAT, make_optimizer, predict, resolve_device, resolve_precision, train_step
+import torch  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils.benchmark import Timer  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode, flop_registry  # noqa: E402
+
+from vaeclust_tutorial import __version__, data  # noqa: E402
+from vaeclust_tutorial.config import PRESETS, is_quick, preset, quick_banner  # noqa: E402
+from vaeclust_tutorial.inference import predict  # noqa: E402
+from vaeclust_tutorial.kernels import use_fast_kernels  # noqa: E402
+from vaeclust_tutorial.models import conv_cluster_vae  # noqa: E402
+from vaeclust_tutorial.runtime import resolve_device, resolve_precision  # noqa: E402
+from vaeclust_tutorial.training import MEMORY_FORMAT, make_optimizer, train_step  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,11 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+def _timer(stmt: str, **names) -> Timer:
+    # Timer runs on one thread unless told otherwise; the benchmark measures with all of them
+    return Timer(stmt, globals=names, num_threads=torch.get_num_threads())
+
+
 def _reference_batches(root, device):
     import torchvision
     from torch.utils.data import DataLoader
@@ -108,9 +134,11 @@ class _Runner:
 
     def __init__(self, path: BenchPath, cfg, device, x_train, root, state):
         self.path, self.cfg, self.device = path, cfg, device
-        self.model = conv_cluster_vae(cfg.model, kernels="fast" if path.fast_kernels else "plain").to(device)
-        # the plain decoder stores its stride-1 kernels transposed; start from the same function
-        self.model.load_state_dict(state if path.fast_kernels else plain_state_dict(state, self.model))
+        self.model = conv_cluster_vae(cfg.network)
+        self.model.load_state_dict(state)          # every path starts from the same function
+        if path.fast_kernels:
+            use_fast_kernels(self.model)           # in place: same parameters, same state dict
+        self.model.to(device)
         x = x_train
         if path.channels_last:
             self.model.to(memory_format=MEMORY_FORMAT)
@@ -120,66 +148,69 @@ class _Runner:
         self.dtype = resolve_precision("auto", device) if path.bf16 else torch.float32
         self.batches = _tensor_batches(x) if path.tensor_batches else _reference_batches(root, device)
 
+    def step(self, xb=None):
+        return train_step(self.model, self.optimizer, next(self.batches) if xb is None else xb,
+                          self.cfg, self.device, self.dtype)
+
     def images_per_second(self, steps: int) -> float:
         self.model.train()
         _sync(self.device)
         t0 = time.perf_counter()
         for _, xb in zip(range(steps), self.batches):
-            train_step(self.model, self.optimizer, xb, self.cfg, self.device, self.dtype)
+            self.step(xb)
         _sync(self.device)
         return steps * 100 / (time.perf_counter() - t0)
 
 
-def _reference_eval(model, root, device, limit) -> float:
+def _stats(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def images_per_second(fn, images: int, min_run_time: float) -> dict:
+    """Median, min and max images/s of ``fn()`` (which handles ``images`` images), over the
+    replicates of ``Timer.blocked_autorange``."""
+    m = _timer("fn()", fn=fn).blocked_autorange(min_run_time=min_run_time)
+    return _stats([images / t for t in m.times])
+
+
+def reference_eval(model, root, device, limit: int):
+    """The tutorial's evaluation loop as a closure: DataLoader batches of 100 under ``no_grad``."""
     import torchvision
     from torch.utils.data import DataLoader, Subset
-    ds = torchvision.datasets.MNIST(root, train=False, download=False,
-                                    transform=torchvision.transforms.ToTensor())
-    ds = Subset(ds, range(limit))
-    model.eval()
-    _sync(device)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for xb, _ in DataLoader(ds, batch_size=100):
-            mu, _ = model.encoder(xb.to(device))
-            model.classifier(mu).softmax(-1).argmax(1).cpu()
-    _sync(device)
-    return limit / (time.perf_counter() - t0)
+    ds = Subset(torchvision.datasets.MNIST(root, train=False, download=False,
+                                           transform=torchvision.transforms.ToTensor()), range(limit))
+
+    def run():
+        model.eval()
+        with torch.no_grad():
+            for xb, _ in DataLoader(ds, batch_size=100):
+                mu, _ = model.encoder(xb.to(device))
+                model.classifier(mu).softmax(-1).argmax(1).cpu()
+    return run
 
 
-def _project_eval(model, x, device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    predict(model, x)
-    _sync(device)
-    return len(x) / (time.perf_counter() - t0)
-
-
-def matmul_peak_gflops(device, dtype=torch.float32, n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(device, dtype=torch.float32, n: int = 2048, min_run_time: float = 0.5) -> float:
     """Best GFLOP/s of an n x n matrix multiply in ``dtype``: the practical peak of this machine."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+    m = _timer("a @ b", a=a, b=b).blocked_autorange(min_run_time=min_run_time)
+    return 2 * n ** 3 / min(m.times) / 1e9
 
 
-def finite_check_seconds(runner: _Runner, calls: int = 200) -> float:
-    """Median seconds of train's per-step NaN/Inf check (one host read of 4 numbers) on a real step's
-    terms: on a CPU nearly free, on a GPU a synchronisation per step."""
-    from .train import _check_finite
-    x = next(runner.batches)
-    terms = train_step(runner.model, runner.optimizer, x, runner.cfg, runner.device, runner.dtype)
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        _check_finite(terms, 1, 1, None)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def finite_check_seconds(runner: _Runner) -> float:
+    """Median seconds of train's per-step NaN/Inf check (one host read of 4 numbers) on a real
+    step's terms: on a CPU nearly free, on a GPU a synchronisation per step."""
+    from vaeclust_tutorial.training import _check_finite
+    terms = runner.step()
+    return _timer("check(terms, 1, 1, None)", check=_check_finite, terms=terms).blocked_autorange().median
+
+
+def forward_flop_per_image(model, device) -> float:
+    """FLOPs of one image's forward pass, as ``torch.utils.flop_counter`` counts them."""
+    x = torch.rand(2, 1, 28, 28, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(x)
+    model.train()
+    return counter.get_total_flops() / len(x)
 
 
 _CONV_OPS = {torch.ops.aten.convolution.default: "forward",
@@ -187,8 +218,8 @@ _CONV_OPS = {torch.ops.aten.convolution.default: "forward",
 
 
 class _ConvRecorder(TorchDispatchMode):
-    """Runs everything as usual and keeps each convolution call (op, args) it sees: the calls
-    below autograd, forward and backward, exactly as the kernels receive them."""
+    """Runs everything as usual and keeps each convolution call (op, args, kwargs) it sees: the
+    calls below autograd, forward and backward, exactly as the kernels receive them."""
 
     def __init__(self):
         super().__init__()
@@ -211,35 +242,23 @@ def _like(value):
     return value
 
 
-def _conv_flop(func, args, out) -> float:
-    """Multiply-adds x 2 of one recorded convolution call: the forward's, once per gradient computed."""
-    if _CONV_OPS[func] == "forward":
-        x, w, transposed, grads = args[0], args[1], args[6], 1
-        y = out
-    else:                    # convolution_backward(grad_out, input, weight, ..., transposed, ..., mask)
-        y, x, w, transposed, mask = args[0], args[1], args[2], args[7], args[10]
-        grads = int(mask[0]) + int(mask[1])
-    taps = w.shape[2] * w.shape[3]
-    if transposed:           # weight (C_in, C_out/groups, kh, kw): every input pixel meets every tap
-        return 2.0 * x.numel() * w.shape[1] * taps * grads
-    return 2.0 * y.numel() * w.shape[1] * taps * grads   # weight (C_out, C_in/groups, kh, kw)
-
-
 def conv_ceiling(runner: _Runner, repeats: int = 5, calls: int = 10) -> dict:
     """The convolutions of one training step of ``runner``'s path, each replayed alone.
 
-    Each round replays every call ``calls`` times on freshly allocated random tensors, in a
-    new (seeded) order: a call's speed moves with its buffers' addresses and its neighbours
-    (one stride-2 backward took 1.9 or 3.3 ms in one process), and its time is its best
-    round. The sum is the step's time if every other operation took none and every
-    convolution ran at its best, hence an upper bound on training images/s with these
-    kernels (module docstring).
+    Each round replays every call ``calls`` times (``Timer.timeit``, after its warm-up) on
+    freshly allocated random tensors, in a new (seeded) order: a call's speed moves with its
+    buffers' addresses and its neighbours (one stride-2 backward took 1.9 or 3.3 ms in one
+    process), and its time is its best round. The sum is the step's time if every other
+    operation took none and every convolution ran at its best, hence an upper bound on
+    training images/s with these kernels (module docstring). FLOPs per call are
+    ``torch.utils.flop_counter``'s formulas.
     """
     xb = next(runner.batches)
     with _ConvRecorder() as rec:
-        train_step(runner.model, runner.optimizer, xb, runner.cfg, runner.device, runner.dtype)
+        runner.step(xb)
     replays = rec.calls
-    flop = [_conv_flop(func, args, func(*args, **kwargs)) for func, args, kwargs in replays]
+    flop = [flop_registry[func.overloadpacket](*args, **kwargs, out_val=func(*args, **kwargs))
+            for func, args, kwargs in replays]
     times = [[] for _ in replays]
     order = list(range(len(replays)))
     rng = random.Random(0)
@@ -247,14 +266,8 @@ def conv_ceiling(runner: _Runner, repeats: int = 5, calls: int = 10) -> dict:
         rng.shuffle(order)                            # a new neighbour each round for every call
         for i in order:
             func, args, kwargs = replays[i]
-            args = _like(args)                        # fresh buffers each round: another alignment
-            func(*args, **kwargs)                     # warm: kernel selection, caches
-            _sync(runner.device)
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                func(*args, **kwargs)
-            _sync(runner.device)
-            times[i].append((time.perf_counter() - t0) / calls)
+            timer = _timer("func(*args, **kwargs)", func=func, args=_like(args), kwargs=kwargs)
+            times[i].append(timer.timeit(calls).mean)  # fresh buffers each round: another alignment
     rows = []
     for (func, args, _), t, f in zip(replays, times, flop):
         backward = _CONV_OPS[func] == "backward"   # convolution_backward(grad_out, input, weight, ...)
@@ -267,62 +280,63 @@ def conv_ceiling(runner: _Runner, repeats: int = 5, calls: int = 10) -> dict:
             "gflop_per_step": sum(flop) / 1e9, "gflops": sum(flop) / 1e9 / (step_ms / 1e3)}
 
 
-def _stats(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
-
-
 def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, device: str = "auto",
                   seed: int = 0, log=None) -> dict:
     """Interleaved timing of every path of :data:`PATHS`; returns the report (module docstring)."""
-    if is_quick():
+    quick = is_quick()
+    if quick:
         repeats, steps = 1, 3
     device = resolve_device(device)
     bf16 = resolve_precision("auto", device) == torch.bfloat16
     paths = [p for p in PATHS if bf16 or not p.bf16]
     root = data.prepare("mnist", log=lambda *_: None).parent.parent
-    eval_n = 1000 if is_quick() else 10000
-    x_train = data.load("mnist", "train", limit=2000 if is_quick() else None).images.to(device)
+    eval_n = 1000 if quick else 10000
+    x_train = data.load("mnist", "train", limit=2000 if quick else None).images.to(device)
     x_test = data.load("mnist", "test", limit=eval_n).images.to(device, memory_format=MEMORY_FORMAT)
     cfg = preset(config)
     torch.manual_seed(seed)
-    state = conv_cluster_vae(config).state_dict()
+    state = conv_cluster_vae(cfg.network).state_dict()
     runners = [_Runner(p, cfg, device, x_train, root, state) for p in paths]
     contrasts = [_Runner(CONTRAST, cfg, device, x_train, root, state)] if bf16 else []
     for r in runners + contrasts:     # warm-up: one-time allocations and kernel selection, not timed
         r.images_per_second(2)
     train = {p.name: [] for p in paths}
     contrast = {r.path.name: [] for r in contrasts}
-    evals = {"reference": [], "project": []}
     for i in range(repeats):
         for r in runners:
             train[r.path.name].append(r.images_per_second(steps))
         for r in contrasts:
             contrast[r.path.name].append(r.images_per_second(steps))
-        evals["reference"].append(_reference_eval(runners[0].model, root, device, eval_n))
-        evals["project"].append(_project_eval(runners[-1].model, x_test, device))
         if log is not None:
             log(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in train.items())
                 + " training images/s")
-    check = finite_check_seconds(runners[-1])
-    ceiling = conv_ceiling(runners[-1], repeats=1 if is_quick() else 5, calls=2 if is_quick() else 10)
-    macs = multiply_adds(runners[-1].model)
-    train_flop = 3 * 2 * macs   # forward + backward (about twice the forward)
+    eval_time = 0.2 if quick else 3.0
+    project = runners[-1]
+    evals = {"reference": images_per_second(reference_eval(runners[0].model, root, device, eval_n),
+                                            eval_n, eval_time),
+             "project": images_per_second(lambda: predict(project.model, x_test), eval_n, eval_time)}
+    check = finite_check_seconds(project)
+    ceiling = conv_ceiling(project, repeats=1 if quick else 5, calls=2 if quick else 10)
+    forward_flop = forward_flop_per_image(runners[0].model, device)
+    train_flop = 3 * forward_flop   # forward + backward (about twice the forward)
     ref, proj = statistics.median(train[paths[0].name]), statistics.median(train[paths[-1].name])
-    report = {
-        "config": config, "quick": is_quick(), "steps_per_repeat": steps, "repeats": repeats,
+    peak_time = 0.1 if quick else 1.0
+    return {
+        "config": config, "quick": quick, "steps_per_repeat": steps, "repeats": repeats,
         "project_precision": "bf16" if bf16 else "fp32",
         "train_images_per_second": {name: _stats(v) for name, v in train.items()},
         "train_ratio_to_reference": {name: statistics.median(v) / ref for name, v in train.items()},
         "contrast_images_per_second": {name: _stats(v) for name, v in contrast.items()},
-        "eval_images_per_second": {k: _stats(v) for k, v in evals.items()},
+        "eval_images_per_second": evals,
         "train_speedup": proj / ref,
-        "eval_speedup": statistics.median(evals["project"]) / statistics.median(evals["reference"]),
-        "forward_mflop_per_image": 2 * macs / 1e6,
+        "eval_speedup": evals["project"]["median"] / evals["reference"]["median"],
+        "forward_mflop_per_image": forward_flop / 1e6,
         "train_gflops": {name: statistics.median(v) * train_flop / 1e9 for name, v in train.items()},
-        "matmul_peak_gflops": {"fp32": matmul_peak_gflops(device),
-                               **({"bf16": matmul_peak_gflops(device, torch.bfloat16)} if bf16 else {})},
+        "matmul_peak_gflops": {"fp32": matmul_peak_gflops(device, min_run_time=peak_time),
+                               **({"bf16": matmul_peak_gflops(device, torch.bfloat16, min_run_time=peak_time)}
+                                  if bf16 else {})},
         "minutes_per_50_epochs": {name: 50 * 60000 / statistics.median(v) / 60 for name, v in train.items()},
-        "eval_seconds_10k": 10000 / statistics.median(evals["project"]),
+        "eval_seconds_10k": 10000 / evals["project"]["median"],
         "finite_check_ms_per_step": check * 1e3,
         "finite_check_share_of_step": check / (100 / proj),
         "conv_ceiling": {**ceiling, "share_of_step": ceiling["ms_per_step"] / 1e3 / (100 / proj)},
@@ -331,22 +345,21 @@ def run_benchmark(config: str = "article-b", repeats: int = 3, steps: int = 30, 
                     "threads": torch.get_num_threads(), "torch": torch.__version__,
                     "package": __version__},
     }
-    return report
 
 
-def readme_marker(report: dict) -> str:
-    """The README block a report's table goes in: ``speed`` for a CPU, ``speed-gpu`` for a GPU,
-    with ``-<config>`` appended for a model other than article-b (``speed-article-a``), so a
-    GPU run or another model's run of ``bench --readme`` adds its table instead of replacing one."""
+def docs_marker(report: dict) -> str:
+    """The docs/speed.md block a report's table goes in: ``speed`` for a CPU, ``speed-gpu`` for a
+    GPU, with ``-<config>`` appended for a model other than article-b (``speed-article-a``), so a
+    GPU run or another model's run adds its table instead of replacing one."""
     marker = "speed-gpu" if report["machine"]["device"].startswith("cuda") else "speed"
     return marker if report["config"] == "article-b" else f"{marker}-{report['config']}"
 
 
 def speed_markdown(report: dict, source=None) -> str:
-    """The README's speed table for one benchmark report."""
+    """The speed table of docs/speed.md for one benchmark report (``source``: its file's name)."""
     ips, m = report["train_images_per_second"], report["machine"]
     machine = m["cuda"] or f"{m['processor']} CPU, {m['threads']} threads"
-    rng = lambda s: f"{s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f})"
+    rng = lambda s: f"{s['median']:,.0f} ({s['min']:,.0f}–{s['max']:,.0f})"  # noqa: E731
     peaks = ", ".join(f"{k} {v:,.0f}" for k, v in report["matmul_peak_gflops"].items())
     lines = [
         f"Machine: {machine}, torch {m['torch']}; config `{report['config']}`; "
@@ -388,3 +401,61 @@ def speed_markdown(report: dict, source=None) -> str:
             f"**{c['images_per_second']:,.0f} images/s** (the rest taking no time at all).",
         ]
     return "\n".join(lines)
+
+
+def report_name(path: Path) -> str:
+    """How the docs name a report file: relative to the repository root when inside it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def main(argv=None) -> int:
+    from tools.markers import read_between_markers, replace_between_markers
+    from vaeclust_tutorial.files import atomic_write_bytes
+
+    p = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="article-b", choices=tuple(PRESETS), help="model to time")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="interleaved repeats (default 3)")
+    p.add_argument("--steps", type=_positive_int, default=30, help="training steps per repeat (default 30)")
+    p.add_argument("--out", type=Path, help="JSON report to write (default: print only)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--docs", type=Path, help="also write the speed table into this file (docs/speed.md) "
+                                             "between <!-- speed:start --> and <!-- speed:end --> "
+                                             "(speed-gpu for a GPU; -CONFIG appended for a model other "
+                                             "than article-b, e.g. speed-article-a)")
+    args = p.parse_args(argv)
+    if is_quick():
+        print(quick_banner(), file=sys.stderr)
+    try:
+        # the checks a typo would fail, before minutes of timing
+        if args.out is not None and not args.out.parent.is_dir():
+            raise ValueError(f"--out {args.out}: folder {args.out.parent} does not exist")
+        if args.docs is not None:
+            device = resolve_device(args.device)
+            read_between_markers(args.docs, docs_marker({"machine": {"device": str(device)},
+                                                         "config": args.config}))
+        report = run_benchmark(config=args.config, repeats=args.repeats, steps=args.steps,
+                               device=args.device, log=lambda line: print(line, file=sys.stderr))
+        text = json.dumps(report, indent=2)
+        if args.out is not None:
+            atomic_write_bytes(args.out, (text + "\n").encode())
+        if args.docs is not None:
+            source = report_name(args.out) if args.out is not None else None
+            replace_between_markers(args.docs, docs_marker(report), speed_markdown(report, source))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The maintainer's tools in tools/: generated blocks, shipping a checkpoint, the notebook table."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import markers, run_notebooks, ship
+from vaeclust_tutorial import checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_replace_between_markers_rewrites_one_block_and_keeps_the_rest(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("head\n<!-- a:start -->\nold a\n<!-- a:end -->\nmiddle\n<!-- b:start -->\nold b\n<!-- b:end -->\ntail\n")
+    markers.replace_between_markers(doc, "a", "\n| new |\n\n")
+    assert doc.read_text() == ("head\n<!-- a:start -->\n| new |\n<!-- a:end -->\nmiddle\n"
+                               "<!-- b:start -->\nold b\n<!-- b:end -->\ntail\n")
+    assert markers.read_between_markers(doc, "a") == "| new |"
+    with pytest.raises(ValueError, match="lacks the markers <!-- c:start --> ... <!-- c:end -->"):
+        markers.replace_between_markers(doc, "c", "x")
+    with pytest.raises(ValueError, match="<!-- c:start -->"):
+        markers.read_between_markers(doc, "c")
+
+
+def test_ship_refuses_quick_and_unfinished_runs(trained_run, tmp_path, capsys):
+    out = tmp_path / "x.pt"
+    assert ship.main(["--checkpoint", str(trained_run / "checkpoint.pt"), "--out", str(out)]) == 2
+    assert "quick-mode run" in capsys.readouterr().err and not out.exists()
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(trained_run / "checkpoint.pt", unfinished)
+    assert ship.main(["--checkpoint", str(unfinished / "checkpoint.pt"), "--out", str(out)]) == 2
+    assert "metrics.json is missing" in capsys.readouterr().err and not out.exists()
+    assert ship.main(["--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_shipped_file_keeps_the_model_and_the_metrics_and_drops_the_training_state(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "quick": False}))   # as a full run records it
+    out = tmp_path / "checkpoints" / "mnist.pt"
+    assert ship.main(["--checkpoint", str(run / "checkpoint.pt"), "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["test"] == metrics["test"]
+    shipped, original = checkpoint.load(out), checkpoint.load(run / "checkpoint.pt")
+    assert "optimizer" not in shipped and "rng" not in shipped and shipped["metrics"]["test"] == metrics["test"]
+    assert shipped["epoch"] == original["epoch"] and shipped["config"] == original["config"]
+    assert out.stat().st_size < (run / "checkpoint.pt").stat().st_size
+    model, _ = checkpoint.model_from_checkpoint(out)
+    for k, v in model.state_dict().items():
+        assert (v == original["model"][k]).all(), k
+
+
+def test_readme_notebook_table_is_generated_from_the_committed_notebooks():
+    """The README's notebook list is what `python tools/run_notebooks.py --no-execute --readme README.md` writes."""
+    assert markers.read_between_markers(ROOT / "README.md", "notebooks") == run_notebooks.timing_table().strip()
+
+
+def test_notebook_table_reads_titles_and_stamps(tmp_path):
+    import nbformat
+    for name, stamp in (("01_a.ipynb", {"mode": "full", "seconds": 90.0}), ("02_b.ipynb", {"mode": "quick"})):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# Notebook {name[:2]} · Title {name[3]}\n\ntext")])
+        nb.metadata["vaeclust"] = stamp
+        nbformat.write(nb, tmp_path / name)
+    assert run_notebooks.timing_table(tmp_path).splitlines()[2:] == [
+        "| [`01_a.ipynb`](notebooks/01_a.ipynb) | Title a | 1.5 min |",
+        "| [`02_b.ipynb`](notebooks/02_b.ipynb) | Title b | not executed |"]
