@@ -98,3 +98,55 @@ def test_the_loss_picks_its_terms_from_the_config():
     assert doubled["categorical_kl"].item() == pytest.approx(2 * losses.categorical_kl(out.logits).item())
     assert losses.cluster_vae_loss(x, out, model, preset("article-b", cat_weight=0.0))["categorical_kl"] == 0
 
+
+def _assignments(seed, b=64, k=6):
+    return torch.softmax(3 * torch.randn(b, k, generator=torch.Generator().manual_seed(seed)), -1)
+
+
+def test_the_article_term3_is_information_plus_imbalance_on_average():
+    """Averaged over a batch, the per-sample KL(p(y|x) || U) of term 3 is I(x; y) + KL(p_bar || U)
+    (notebook 06): it penalises informative assignments as much as it rewards balance."""
+    p = _assignments(0)
+    k = p.shape[1]
+    term3 = (p * torch.log(p * k)).sum(1).mean()
+    p_bar = p.mean(0)
+    info = losses._entropy(p_bar) - losses._entropy(p).mean()
+    imbalance = (p_bar * torch.log(p_bar * k)).sum()
+    assert term3.item() == pytest.approx((info + imbalance).item(), rel=1e-5)
+    assert losses.batch_information(p, balance=1.0).item() == pytest.approx(-info.item(), rel=1e-5)
+
+
+def test_batch_information_prefers_confident_balanced_clusters():
+    k = 4
+    balanced_hard = torch.eye(k).repeat(8, 1)                      # every cluster used, each x sure
+    uniform = torch.full((32, k), 1 / k)                           # nobody sure
+    collapsed = torch.eye(k)[[0] * 32]                             # one cluster for all
+    assert losses.batch_information(balanced_hard, 4.0).item() == pytest.approx(-4 * math.log(k), abs=1e-5)
+    assert losses.batch_information(uniform, 4.0).item() == pytest.approx(-3 * math.log(k), abs=1e-5)
+    assert losses.batch_information(collapsed, 4.0).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_consistency_is_the_kl_and_leaves_the_clean_prediction_alone():
+    clean = _assignments(1).requires_grad_(True)
+    moved = _assignments(2).requires_grad_(True)
+    c = losses.consistency(clean, moved)
+    assert c.item() == pytest.approx((clean * (clean / moved).log()).sum(1).mean().item(), rel=1e-5)
+    c.backward()
+    assert clean.grad is None and moved.grad.abs().sum() > 0
+    assert losses.consistency(moved, moved).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_terms_beyond_the_article_enter_only_when_weighted():
+    from vaeclust_tutorial.models import conv_cluster_vae
+    torch.manual_seed(0)
+    model = conv_cluster_vae("article-a")
+    x = torch.rand(6, 1, 28, 28)
+    out = model(x)
+    article = losses.cluster_vae_loss(x, out, model, preset("article-a"))
+    beyond = losses.cluster_vae_loss(x, out, model, preset("article-a", info_weight=1.0, consistency_weight=10.0,
+                                                            term2_trains_classifier=False))
+    assert list(beyond) == list(article) + ["batch_information", "consistency"]
+    assert beyond["cluster_kl"].item() == pytest.approx(article["cluster_kl"].item())
+    model.zero_grad()
+    beyond["cluster_kl"].backward()                                # held fixed: no gradient to p(y|z)
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.classifier.parameters())

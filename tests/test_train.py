@@ -315,3 +315,14 @@ def test_the_shipped_model_stands_in_only_for_the_config_it_was_trained_with():
     other = dataclasses.replace(shipped, seed=shipped.seed + 1)
     assert config_difference(shipped, other) == {"seed": (shipped.seed, shipped.seed + 1)}
 
+
+def test_a_run_with_the_terms_beyond_the_article_resumes_exactly(tmp_path, mnist_small):
+    """The consistency term draws its random moves from the global generator, which checkpoints hold."""
+    beyond = dict(train_limit=500, test_limit=300, device="cpu", info_weight=1.0, consistency_weight=10.0,
+                  term2_trains_classifier=False)
+    whole = train(preset("article-a", epochs=2, **beyond), tmp_path / "whole", splits=mnist_small, progress=False)
+    assert {"batch_information", "consistency"} <= set(whole.history[0])
+    train(preset("article-a", epochs=1, **beyond), tmp_path / "split", splits=mnist_small, progress=False)
+    resumed = train(preset("article-a", epochs=2, **beyond), tmp_path / "split", resume=True,
+                    splits=mnist_small, progress=False)
+    assert _no_clock(resumed.history) == _no_clock(whole.history)

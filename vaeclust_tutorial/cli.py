@@ -43,6 +43,10 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
             continue
         kind = str(f.type)
         default = "from --config" if f.name in _PRESET_FIELDS else getattr(defaults, f.name)
+        if kind == "bool":
+            parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action=argparse.BooleanOptionalAction,
+                                help=f"{f.metadata['help']} (default: {default})")
+            continue
         parse = float if "float" in kind else int if "int" in kind else str
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=parse,
                             choices=f.metadata["choices"],

@@ -65,6 +65,18 @@ class TrainConfig:
                                         "cluster_init_epoch (cluster_init.py)", choices=CLUSTER_INITS)
     cluster_init_epoch: int = option(1, "with cluster_init=kmeans: the epoch after which k-means runs",
                                      minimum=1)
+    # Beyond the article (notebook 06); the defaults leave the article's loss as it is.
+    term2_trains_classifier: bool = option(True, "term 2's gradient reaches p(y|z), as in the article; "
+                                                 "false holds its weights fixed (losses.cluster_vae_loss)")
+    info_weight: float = option(0.0, "weight of the batch information term, confident and balanced "
+                                     "assignments (losses.batch_information; 0 drops it)", minimum=0)
+    info_balance: float = option(4.0, "beta of the batch information term: weight of the balance "
+                                      "H(mean p(y|x))", minimum=0)
+    consistency_weight: float = option(0.0, "weight of the consistency term, p(y|x) unchanged under small "
+                                            "moves of x (losses.consistency; 0 drops it)", minimum=0)
+    move_rotation: float = option(15.0, "consistency: largest rotation, degrees", minimum=0)
+    move_scale: float = option(0.1, "consistency: largest change of scale, fraction", minimum=0)
+    move_shift: float = option(2.0, "consistency: largest shift, pixels", minimum=0)
 
     def __post_init__(self):
         validate(self)
@@ -84,6 +96,10 @@ class TrainConfig:
 def _check_field(f: dataclasses.Field, value) -> None:
     md, kind = f.metadata, str(f.type)
     if value is None and "None" in kind:
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{f.name}={value!r} is invalid: it must be True or False ({md['help']})")
         return
     number = "float" in kind
     valid_type = (isinstance(value, (int, float)) if number else isinstance(value, int) if "int" in kind

@@ -85,6 +85,39 @@ def categorical_kl(logits):
     return (log_p.exp() * log_p).sum(1).mean() + math.log(logits.shape[-1])
 
 
+def _entropy(p, dim=-1):
+    return -(p * torch.log(p.clamp_min(1e-12))).sum(dim)
+
+
+def batch_information(p_y, balance: float = 4.0):
+    r"""Beyond the article (notebook 06): confident and balanced assignments, as a loss.
+
+    .. math:: 	frac1B \sum_x Hig(p(y|x)ig) - eta\, H(ar p), \qquad ar p = 	frac1B \sum_x p(y|x)
+
+    With :math:`eta = 1` it is minus the batch's mutual information
+    :math:`I(x; y) = H(ar p) - 	frac1B \sum_x H(p(y|x))`; a larger :math:`eta` weights the
+    balance of the cluster sizes more (RIM, Krause et al. 2010; IMSAT, Hu et al. 2017,
+    arXiv 1702.08720, which uses 4). The article's term 3 averages to
+    :math:`I(x; y) + \mathrm{KL}(ar p \Vert U)` over the data: it penalises informative
+    assignments as much as it rewards balance, where this term rewards both.
+    """
+    p_y = p_y.float()
+    return _entropy(p_y).mean() - balance * _entropy(p_y.mean(0))
+
+
+def consistency(p_clean, p_moved):
+    r"""Beyond the article (notebook 06): the cluster should not change under a small move T of the image.
+
+    .. math:: \mathrm{KL}ig(\mathrm{sg}[p(y|x)] \,\Vert\, p(y|T(x))ig)
+
+    averaged over the batch, with the gradient stopped (sg) through the clean prediction, as in
+    VAT (Miyato et al. 2018) and IMSAT (Hu et al. 2017, arXiv 1702.08720); IIC (Ji et al. 2019,
+    arXiv 1807.06653) asks the same invariance through the mutual information of the two.
+    """
+    p_clean, p_moved = p_clean.detach().float(), p_moved.float()
+    return (p_clean * (torch.log(p_clean.clamp_min(1e-12)) - torch.log(p_moved.clamp_min(1e-12)))).sum(1).mean()
+
+
 def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     """Eq. (4) for a :class:`~vaeclust_tutorial.models.ClusterOutput`: each term by name, weighted
     as it enters the loss. The loss minimised is their sum (:func:`total`); the training loop
@@ -93,14 +126,27 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
 
     ``cfg.estimator`` picks term 2: ``"closed-form"`` (:func:`cluster_kl`) or ``"sample"``
     (:func:`cluster_kl_sample`); ``cfg.cat_weight`` scales term 3 (0 drops it). Notebook 02.
+    The terms beyond the article (notebook 06) enter only with a weight above 0.
     """
+    # term 2's weights: p(y|z), or the same values held fixed so that term 2 trains the means and
+    # the encoder but not the classifier (cfg.term2_trains_classifier=False, notebook 06)
+    p_y = out.p_y if cfg.term2_trains_classifier else out.p_y.detach()
     if cfg.estimator == "closed-form":
-        kl = cluster_kl(out.mu, out.logvar, model.means, out.p_y)
+        kl = cluster_kl(out.mu, out.logvar, model.means, p_y)
     else:
-        kl = cluster_kl_sample(out.z, out.mu, out.logvar, model.means, out.p_y)
+        kl = cluster_kl_sample(out.z, out.mu, out.logvar, model.means, p_y)
     terms = {"reconstruction": reconstruction(x, out.x_hat, cfg.lam),
              "cluster_kl": kl,
              "categorical_kl": cfg.cat_weight * categorical_kl(out.logits)}
+    if cfg.info_weight:
+        terms["batch_information"] = cfg.info_weight * batch_information(out.p_y, cfg.info_balance)
+    if cfg.consistency_weight:
+        from .augment import random_affine
+
+        moved = random_affine(x, rotation=cfg.move_rotation, scale=cfg.move_scale, shift=cfg.move_shift)
+        p_clean = torch.softmax(model.classifier(out.mu).float(), -1)                 # p(y | mu(x))
+        p_moved = torch.softmax(model.classifier(model.encoder(moved)[0]).float(), -1)
+        terms["consistency"] = cfg.consistency_weight * consistency(p_clean, p_moved)
     return terms
 
 

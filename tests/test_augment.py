@@ -1,0 +1,66 @@
+"""Random affine moves of a batch: identity at zero, the drawn shift and rotation, seeded draws."""
+
+import math
+
+import pytest
+import torch
+
+from vaeclust_tutorial.augment import random_affine
+
+
+def _blobs(n, offset=(0.0, 0.0)):
+    """n copies of a Gaussian blob (std 1.5 px) centred ``offset`` pixels (x, y) from the middle of 28x28."""
+    c = torch.arange(28.0) - 13.5
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    img = torch.exp(-((xx - offset[0]) ** 2 + (yy - offset[1]) ** 2) / (2 * 1.5 ** 2))
+    return img.expand(n, 1, 28, 28).clone()
+
+
+def _centre_of_mass(x):
+    c = torch.arange(28.0, dtype=x.dtype) - 13.5
+    m = x.sum((1, 2, 3))
+    return torch.stack([(x.sum(2)[:, 0] * c).sum(1) / m, (x.sum(3)[:, 0] * c).sum(1) / m], 1)   # (n, 2): x, y
+
+
+def test_zero_ranges_give_back_the_images():
+    x = torch.rand(5, 1, 28, 28)
+    torch.testing.assert_close(random_affine(x, rotation=0, scale=0, shift=0), x, atol=1e-5, rtol=0)
+
+
+def test_each_image_moves_by_its_own_drawn_shift():
+    x = _blobs(64).double()
+    moved = random_affine(x, rotation=0, scale=0, shift=3, generator=torch.Generator().manual_seed(0))
+    u = torch.rand(64, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float32) * 2 - 1
+    torch.testing.assert_close(_centre_of_mass(moved), (3 * u[:, 2:]).double(), atol=1e-3, rtol=0)
+    assert _centre_of_mass(moved).abs().max() > 2                       # the range is used, up to 3 px
+
+
+def test_a_rotation_turns_about_the_centre_by_the_drawn_angle():
+    x = _blobs(32, offset=(6.0, 0.0)).double()
+    moved = random_affine(x, rotation=30, scale=0, shift=0, generator=torch.Generator().manual_seed(1))
+    u = torch.rand(32, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    com = _centre_of_mass(moved)
+    torch.testing.assert_close(com.norm(dim=1), torch.full((32,), 6.0, dtype=torch.double), atol=0.05, rtol=0)
+    angle = torch.atan2(com[:, 1], com[:, 0]).abs()
+    torch.testing.assert_close(angle, (u[:, 0] * math.radians(30)).abs().double(), atol=0.01, rtol=0)
+
+
+def test_the_moves_are_seeded_and_differ_between_images():
+    x = torch.rand(8, 1, 28, 28)
+    a = random_affine(x, generator=torch.Generator().manual_seed(3))
+    b = random_affine(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    same = random_affine(x[:1].expand(8, 1, 28, 28), generator=torch.Generator().manual_seed(3))
+    assert not torch.allclose(same[0], same[1])                         # one draw per image
+    torch.manual_seed(5)
+    c = random_affine(x)
+    torch.manual_seed(5)
+    assert torch.equal(c, random_affine(x))                             # the global generator by default
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_the_same_moves_on_every_device(device):
+    x = _blobs(4)
+    here = random_affine(x, generator=torch.Generator().manual_seed(2))
+    there = random_affine(x.to(device), generator=torch.Generator().manual_seed(2)).cpu()
+    torch.testing.assert_close(there, here, atol=1e-5, rtol=0)

@@ -1,0 +1,46 @@
+"""Small random affine moves of whole batches: the perturbations a cluster should not care about.
+
+Not in the article. Notebook 06 uses them for the consistency term
+(:func:`~vaeclust_tutorial.losses.consistency`): a digit rotated by 10 degrees or moved by
+2 pixels is the same digit, so its cluster should not change. Each image gets its own
+rotation, scale and shift, drawn from the global torch generator (or ``generator``) on the
+CPU, so a seeded run draws the same moves on a CPU and on a GPU, and a resumed run (whose
+checkpoint holds the generator's state) draws the moves the uninterrupted run drew. The
+whole batch is moved by one ``affine_grid`` + ``grid_sample``: no per-image Python work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def affine_matrices(n: int, *, rotation: float, scale: float, shift: float, size: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """(n, 2, 3) matrices of ``affine_grid``, each with its own uniform draw of
+    a rotation in [-rotation, rotation] degrees, a scale in [1 - scale, 1 + scale] and a
+    shift in [-shift, shift] pixels along each axis, for images ``size`` pixels wide.
+
+    ``affine_grid`` maps output coordinates to input coordinates in [-1, 1], so the matrix
+    holds the inverse move: rotation by -angle, scale 1 / s, translation -t.
+    """
+    u = torch.rand(n, 4, generator=generator) * 2 - 1                  # (n, 4) uniform in [-1, 1]
+    angle = u[:, 0] * math.radians(rotation)
+    s = 1 + u[:, 1] * scale
+    t = u[:, 2:] * shift * 2 / size                                    # pixels -> [-1, 1] units
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)   # (n, 2, 2)
+    return torch.cat([rot, -(rot @ t.unsqueeze(-1))], -1)              # (n, 2, 3)
+
+
+def random_affine(x: torch.Tensor, *, rotation: float = 15.0, scale: float = 0.1, shift: float = 2.0,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """x (B, C, H, W) moved image by image: rotation (degrees), scale (fraction) and shift
+    (pixels) drawn uniformly within the given ranges; pixels moved in from outside are 0.
+    Zero ranges give back x. Notebook 06."""
+    theta = affine_matrices(len(x), rotation=rotation, scale=scale, shift=shift, size=x.shape[-1],
+                            generator=generator).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
