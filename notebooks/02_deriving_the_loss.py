@@ -44,7 +44,7 @@ import torch
 
 import vaeclust_tutorial as vc
 from vaeclust_tutorial import data, plots
-from vaeclust_tutorial.train import toy_run
+from vaeclust_tutorial.toy import toy_mixture, toy_run
 
 QUICK = vc.is_quick()
 _ = torch.manual_seed(0)
@@ -166,7 +166,7 @@ mu, logvar = torch.randn(1, d, generator=g), -1.0 + 0.3 * torch.randn(1, d, gene
 means = torch.randn(K, d, generator=g)
 W = torch.randn(d, K, generator=g)                              # a stand-in classifier
 z = mu + (0.5 * logvar).exp() * torch.randn(n, d, generator=g)
-p_y = torch.softmax(z @ W, -1)                                  # p(y|z) of each sampled z (the package's outputs call it q_y)
+p_y = torch.softmax(z @ W, -1)                                  # p(y|z) of each sampled z
 
 per_draw = lambda f: torch.stack([f(z[i:i + 1], p_y[i:i + 1]) for i in range(0, n, 1)])
 hybrid = per_draw(lambda zi, qi: vc.cluster_kl(mu, logvar, means, qi))
@@ -192,7 +192,7 @@ print(f"one-sample estimate:                      mean {single.mean():8.3f}   st
 # (the prior wins, every mean stays at the origin, and no cluster forms).
 
 # %%
-toy = data.toy_mixture(n=2000, k=4, seed=0)     # the points toy_run trains on
+toy = toy_mixture(n=2000, k=4, seed=0)     # the points toy_run trains on
 epochs = 6 if QUICK else 40
 show_at = {1, 3, epochs // 4, epochs // 2, epochs}
 snapshots = []
