@@ -132,13 +132,19 @@ fig
 #
 # Four well-separated blobs are too easy: every seed finds them. Eight blobs on the same circle
 # sit closer together, and now the seed (initial weights, batch order, noise) decides which local
-# optimum training ends in: two neighbouring blobs merged into one cluster, one blob split in two.
+# optimum training ends in. Under each seed, the contingency matrix read out in words: blobs split
+# over two clusters, clusters that mix neighbouring blobs, blobs left without a cluster.
 
 # %%
 hard = dict(epochs=EPOCHS, k=8)              # eight blobs, K = 8
-closed = [toy_run(**hard, seed=s).metrics["test"] for s in SEEDS]
-for s, m in zip(SEEDS, closed):
+closed_runs = [toy_run(**hard, seed=s) for s in SEEDS]
+closed = [r.metrics["test"] for r in closed_runs]
+eight = toy_mixture(k=8, seed=0)             # the points toy_run trains on
+for s, r in zip(SEEDS, closed_runs):
+    m = r.metrics["test"]
     print(f"seed {s}: purity {m['purity']:.3f}  Hungarian {m['accuracy']:.3f}")
+    matrix = vc.contingency(eight.labels.numpy(), vc.predict(r.model, eight.images), n_clusters=8, n_classes=8)
+    print("".join(f"    {line}\n" for line in vc.metrics.cluster_report(matrix)), end="")
 values = [m["purity"] for m in closed]
 print(f"purity {statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} "
       f"(min {min(values):.3f}, max {max(values):.3f})")

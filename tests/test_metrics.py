@@ -66,3 +66,13 @@ def test_random_labels_score_near_chance():
 def test_bad_shapes_are_refused(y, pred, match):
     with pytest.raises(ValueError, match=match):
         metrics.clustering_scores(y, pred)
+
+
+def test_cluster_report_reads_splits_mixtures_and_orphans():
+    assert metrics.cluster_report([[50, 0], [35, 15], [0, 30]]) == [
+        "0 is the majority of clusters 0 and 1", "cluster 1 mixes 0 (70 %), 1 (30 %)"]
+    assert metrics.cluster_report([[30, 20], [30, 0]], classes=["four", "nine"]) == [
+        "four is the majority of clusters 0 and 1", "cluster 0 mixes four (60 %), nine (40 %)",
+        "nine is the majority of no cluster; its images go to clusters 0 (100 %)"]
+    assert metrics.cluster_report(np.eye(3, dtype=int) * 10) == []          # one class per cluster: nothing to say
+    assert metrics.cluster_report([[6] + [1] * 9, [0, 9] + [0] * 8])[0] == "cluster 0 mixes 0 (40 %), and others"

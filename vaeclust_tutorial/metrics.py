@@ -103,3 +103,36 @@ def clustering_scores(labels_true, labels_pred) -> dict:
     t, p = _check_pair(labels_true, labels_pred)
     return {"purity": purity(t, p), "accuracy": hungarian_accuracy(t, p),
             "nmi": nmi(t, p), "ari": ari(t, p), "n_samples": int(t.size)}
+
+
+def cluster_report(matrix, classes=None, mixed_below: float = 0.8) -> list[str]:
+    """A (K, C) contingency matrix read out in words: the classes that are the majority of several
+    clusters (split), the clusters whose majority holds less than ``mixed_below`` of them (mixed),
+    and the classes that are the majority of no cluster. Notebooks 03 and 05 print it beside the
+    matrix, so the text always describes the model it stands next to.
+
+    >>> cluster_report([[50, 0], [35, 15], [0, 30]])
+    ['0 is the majority of clusters 0 and 1', 'cluster 1 mixes 0 (70 %), 1 (30 %)']
+    """
+    m = np.asarray(matrix)
+    names = [str(c) for c in range(m.shape[1])] if classes is None else list(classes)
+    sizes = m.sum(1)
+    majority = np.where(sizes > 0, m.argmax(1), -1)
+    lines = []
+    for c in range(m.shape[1]):
+        owners = np.flatnonzero(majority == c)
+        if len(owners) > 1:
+            lines.append(f"{names[c]} is the majority of clusters {', '.join(map(str, owners[:-1]))} and {owners[-1]}")
+    for k in np.flatnonzero(sizes):
+        share = m[k] / sizes[k]
+        if share.max() < mixed_below:
+            top = [c for c in np.argsort(-share) if share[c] >= 0.1]
+            rest = ", and others" if share[top].sum() < 0.9 else ""
+            lines.append(f"cluster {k} mixes " + ", ".join(f"{names[c]} ({share[c]:.0%})".replace("%)", " %)")
+                                                          for c in top) + rest)
+    for c in range(m.shape[1]):
+        if c not in majority and m[:, c].sum():
+            where = [k for k in np.argsort(-m[:, c]) if m[k, c] >= 0.1 * m[:, c].sum()]
+            lines.append(f"{names[c]} is the majority of no cluster; its images go to clusters "
+                         + ", ".join(f"{k} ({m[k, c] / m[:, c].sum():.0%})".replace("%)", " %)") for k in where))
+    return lines
