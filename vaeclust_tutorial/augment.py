@@ -1,8 +1,8 @@
 """Small random affine moves of whole batches: the perturbations a cluster should not care about.
 
-Not in the article. Notebook 06 uses them for the consistency term
-(:func:`~vaeclust_tutorial.losses.consistency`): a digit rotated by 10 degrees or moved by
-2 pixels is the same digit, so its cluster should not change. Each image gets its own
+Not in the article, and in no notebook yet (notebook 06 is planned). The consistency term
+(:func:`~vaeclust_tutorial.losses.consistency`) moves images with them: a digit rotated by
+10 degrees or moved by 2 pixels is the same digit, so its cluster should not change. Each image gets its own
 rotation, scale and shift, drawn from the global torch generator (or ``generator``) on the
 CPU, so a seeded run draws the same moves on a CPU and on a GPU, and a resumed run (whose
 checkpoint holds the generator's state) draws the moves the uninterrupted run drew. The
@@ -39,7 +39,7 @@ def random_affine(x: torch.Tensor, *, rotation: float = 15.0, scale: float = 0.1
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """x (B, C, H, W) moved image by image: rotation (degrees), scale (fraction) and shift
     (pixels) drawn uniformly within the given ranges; pixels moved in from outside are 0.
-    Zero ranges give back x. Notebook 06."""
+    Zero ranges give back x."""
     theta = affine_matrices(len(x), rotation=rotation, scale=scale, shift=shift, size=x.shape[-1],
                             generator=generator).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)

@@ -20,7 +20,7 @@ from .config import DATASETS, PRESETS, TrainConfig, is_quick, quick_banner
 
 # TrainConfig fields that train takes from elsewhere: --dataset is required, --config sets these
 # through a preset and the fields can still override it.
-_PRESET_FIELDS = ("network", "lam", "estimator")
+_PRESET_FIELDS = set().union(*PRESETS.values())
 
 
 def _existing_file(text: str) -> Path:

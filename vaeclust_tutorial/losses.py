@@ -90,15 +90,15 @@ def _entropy(p, dim=-1):
 
 
 def batch_information(p_y, balance: float = 4.0):
-    r"""Beyond the article (notebook 06): confident and balanced assignments, as a loss.
+    r"""Beyond the article (no notebook yet): confident and balanced assignments, as a loss.
 
-    .. math:: 	frac1B \sum_x Hig(p(y|x)ig) - eta\, H(ar p), \qquad ar p = 	frac1B \sum_x p(y|x)
+    .. math:: \tfrac1B \sum_x H\big(p(y|x)\big) - \beta\, H(\bar p), \qquad \bar p = \tfrac1B \sum_x p(y|x)
 
-    With :math:`eta = 1` it is minus the batch's mutual information
-    :math:`I(x; y) = H(ar p) - 	frac1B \sum_x H(p(y|x))`; a larger :math:`eta` weights the
+    With :math:`\beta = 1` it is minus the batch's mutual information
+    :math:`I(x; y) = H(\bar p) - \tfrac1B \sum_x H(p(y|x))`; a larger :math:`\beta` weights the
     balance of the cluster sizes more (RIM, Krause et al. 2010; IMSAT, Hu et al. 2017,
     arXiv 1702.08720, which uses 4). The article's term 3 averages to
-    :math:`I(x; y) + \mathrm{KL}(ar p \Vert U)` over the data: it penalises informative
+    :math:`I(x; y) + \mathrm{KL}(\bar p \Vert U)` over the data: it penalises informative
     assignments as much as it rewards balance, where this term rewards both.
     """
     p_y = p_y.float()
@@ -106,9 +106,9 @@ def batch_information(p_y, balance: float = 4.0):
 
 
 def consistency(p_clean, p_moved):
-    r"""Beyond the article (notebook 06): the cluster should not change under a small move T of the image.
+    r"""Beyond the article (no notebook yet): the cluster should not change under a small move T of the image.
 
-    .. math:: \mathrm{KL}ig(\mathrm{sg}[p(y|x)] \,\Vert\, p(y|T(x))ig)
+    .. math:: \mathrm{KL}\big(\mathrm{sg}[p(y|x)] \,\Vert\, p(y|T(x))\big)
 
     averaged over the batch, with the gradient stopped (sg) through the clean prediction, as in
     VAT (Miyato et al. 2018) and IMSAT (Hu et al. 2017, arXiv 1702.08720); IIC (Ji et al. 2019,
@@ -126,10 +126,10 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
 
     ``cfg.estimator`` picks term 2: ``"closed-form"`` (:func:`cluster_kl`) or ``"sample"``
     (:func:`cluster_kl_sample`); ``cfg.cat_weight`` scales term 3 (0 drops it). Notebook 02.
-    The terms beyond the article (notebook 06) enter only with a weight above 0.
+    The terms beyond the article enter only with a weight above 0.
     """
     # term 2's weights: p(y|z), or the same values held fixed so that term 2 trains the means and
-    # the encoder but not the classifier (cfg.term2_trains_classifier=False, notebook 06)
+    # the encoder but not the classifier (cfg.term2_trains_classifier=False)
     p_y = out.p_y if cfg.term2_trains_classifier else out.p_y.detach()
     if cfg.estimator == "closed-form":
         kl = cluster_kl(out.mu, out.logvar, model.means, p_y)
