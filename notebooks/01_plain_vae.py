@@ -25,8 +25,10 @@
 # `VAECLUST_QUICK=1` it runs in seconds on a subset, and every figure says so.
 
 # %%
-# Setup: install the helper package when it is not importable (Colab, a bare Jupyter).
-# Inside the repository, `python3 tasks.py lab` has already installed it.
+# Setup: make the helper package importable. Inside the repository `python3 tasks.py lab` has
+# installed it. Elsewhere (Colab, a bare Jupyter) this cell installs it from the repository
+# folder it finds above the working folder, or from VAECLUST_SOURCE: a git URL
+# ("git+https://...") or a wheel. pip keeps the torch already installed (docs/colab.md).
 import importlib.util
 import os
 import subprocess
@@ -34,7 +36,13 @@ import sys
 from pathlib import Path
 
 if importlib.util.find_spec("vaeclust_tutorial") is None:
-    source = os.environ.get("VAECLUST_SOURCE", str(Path.cwd().parent))  # a folder or a git URL
+    source = os.environ.get("VAECLUST_SOURCE") or next(
+        (str(d) for d in (Path.cwd(), *Path.cwd().parents)
+         if (d / "pyproject.toml").is_file() and (d / "vaeclust_tutorial").is_dir()), None)
+    if source is None:
+        raise RuntimeError("vaeclust_tutorial is not installed and no repository was found above "
+                           f"{Path.cwd()}. Clone the repository and open the notebook from its "
+                           "notebooks/ folder, or set VAECLUST_SOURCE (docs/colab.md).")
     subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
 
 # %matplotlib inline
