@@ -76,8 +76,25 @@ def hungarian_accuracy(labels_true, labels_pred) -> float:
     samples in the others count as errors (so K = 20 cannot beat the best 10 clusters).
     """
     m = contingency(labels_true, labels_pred)
+    match = hungarian_match(m)
+    return float(m[np.flatnonzero(match >= 0), match[match >= 0]].sum() / m.sum())
+
+
+def hungarian_match(matrix) -> np.ndarray:
+    """The class each cluster gets in the best one-to-one map of a (K, C) contingency matrix
+    (the map Hungarian accuracy scores); -1 for a cluster left without a class (K > C).
+    The figures colour and order clusters by it, so a cluster looks like the class it stands for.
+
+    >>> hungarian_match([[0, 9], [8, 1], [3, 0]]).tolist()
+    [1, 0, -1]
+    """
+    m = np.asarray(matrix)
+    if m.ndim != 2:
+        raise ValueError(f"a contingency matrix is 2-D (clusters, classes), got shape {m.shape}")
     rows, cols = linear_sum_assignment(m, maximize=True)
-    return float(m[rows, cols].sum() / m.sum())
+    out = np.full(m.shape[0], -1)
+    out[rows] = cols
+    return out
 
 
 def cluster_to_class(labels_true, labels_pred, n_clusters: int | None = None) -> np.ndarray:

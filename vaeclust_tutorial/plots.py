@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .config import is_quick
 
@@ -22,6 +23,22 @@ def _figure(figsize) -> Figure:
     if is_quick():
         fig.suptitle("QUICK MODE: tiny subset, few epochs; not a result", color="red")
     return fig
+
+
+def class_colour(c: int) -> str:
+    """The colour of class ``c`` in every figure: matplotlib's tab10 cycle (C0..C9)."""
+    return f"C{c % 10}"
+
+
+def cluster_colours(labels, clusters, n_clusters: int) -> list:
+    """A colour per cluster: that of the class the Hungarian match gives it, so one colour means
+    one thing in side-by-side panels; a cluster left without a class (K > C) is drawn in a shade
+    of grey."""
+    from .metrics import contingency, hungarian_match
+
+    match = hungarian_match(contingency(labels, clusters, n_clusters=n_clusters))
+    greys = iter(np.linspace(0.0, 0.3, max(1, int((match < 0).sum()))))   # darker than C7
+    return [class_colour(c) if c >= 0 else str(round(float(next(greys)), 2)) for c in match]
 
 
 def image_grid(images, nrow: int, pad: int = 1) -> np.ndarray:
@@ -116,19 +133,23 @@ def training_curves_figure(history: list) -> Figure:
 
 
 def purity_curves_figure(groups: dict, target: float | None = None, target_label: str = "",
-                         title: str = "test purity by epoch") -> Figure:
+                         title: str = "test purity by epoch", colours: dict | None = None) -> Figure:
     """Test purity per epoch, one thin line per run and a thick one for each group's mean.
 
-    ``groups`` maps a label to a list of histories (``history`` of a results file). ``target``
-    draws a dashed line (the article's figure). Notebook 05 (the k-means start).
+    ``groups`` maps a label to a list of histories (``history`` of a results file). ``colours``
+    maps a label to its colour, so a config keeps its colour from figure to figure (default:
+    C0, C1, ... in order). ``target`` draws a dashed line (the article's figure). The y-range
+    is the band the curves and the target occupy. Notebook 05 (the k-means start).
     """
     fig = _figure((7, 3.8))
     ax = fig.subplots()
+    seen = [] if target is None else [target]
     for i, (label, histories) in enumerate(groups.items()):
-        colour = f"C{i}"
+        colour = (colours or {}).get(label, f"C{i}")
         curves = [[(h["epoch"], h["test_purity"]) for h in hist if "test_purity" in h] for hist in histories]
         for curve in curves:
             ax.plot(*zip(*curve), color=colour, lw=0.8, alpha=0.45)
+        seen += [p for c in curves for _, p in c]
         span = min(len(c) for c in curves)
         mean = np.mean([[p for _, p in c[:span]] for c in curves], axis=0)
         ax.plot([e for e, _ in curves[0][:span]], mean, color=colour, lw=2.2,
@@ -137,54 +158,96 @@ def purity_curves_figure(groups: dict, target: float | None = None, target_label
         ax.axhline(target, color="0.3", ls="--", lw=1)
         ax.annotate(target_label or f"{target:.3f}", (1, target), xytext=(2, 3), textcoords="offset points",
                     color="0.3", fontsize=8)
-    ax.set(xlabel="epoch", ylabel="test purity", ylim=(0, 1), title=title)
+    low, high = (min(seen), max(seen)) if seen else (0.0, 1.0)
+    pad = max(0.02, 0.08 * (high - low))
+    ax.set(xlabel="epoch", ylabel="test purity", ylim=(max(0.0, low - pad), min(1.0, high + pad)), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return fig
 
 
 def contingency_figure(matrix, classes=None, title="Clusters (rows) against true classes (columns)") -> Figure:
-    """Heat map of a (K, C) contingency matrix with counts written in the cells."""
+    """Heat map of a (K, C) contingency matrix with counts written in the cells.
+
+    Rows are ordered by the Hungarian match (the cluster matched to the first class on top), so
+    a perfect clustering is a diagonal; clusters left without a class come last. Each row keeps
+    its cluster number, and its label is drawn in the colour of its matched class."""
+    from .metrics import hungarian_match
+
     m = np.asarray(matrix)
     k, c = m.shape
-    fig = _figure((0.55 * c + 2.5, 0.45 * k + 1.8))
+    match = hungarian_match(m)
+    order = sorted(range(k), key=lambda i: (match[i] < 0, match[i], i))
+    m = m[order]
+    fig = _figure((0.62 * c + 2.6, 0.5 * k + 1.9))
     ax = fig.subplots()
     ax.imshow(m, cmap="Blues")
     for i in range(k):
         for j in range(c):
             if m[i, j]:
-                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=6,
+                ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8 if m[i, j] < 1000 else 7,
                         color="white" if m[i, j] > m.max() / 2 else "black")
-    ax.set_xticks(range(c), classes if classes is not None else range(c), rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(k), [f"cluster {i}" for i in range(k)], fontsize=8)
+    ax.set_xticks(range(c), classes if classes is not None else range(c), rotation=45, ha="right", fontsize=9)
+    ax.set_yticks(range(k), [f"cluster {i}" for i in order], fontsize=9)
+    for tick, i in zip(ax.get_yticklabels(), order):
+        tick.set_color(class_colour(match[i]) if match[i] >= 0 else "0.4")
+    ax.set(xlabel="true class", ylabel="cluster (ordered by the Hungarian match)")
     ax.set_title(title, fontsize=10)
     return fig
 
 
-def pca_2d(x) -> np.ndarray:
-    """Project rows of x (N, d) on their first two principal axes (numpy SVD)."""
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def pca_axes(x) -> tuple[np.ndarray, np.ndarray]:
+    """The centre (d,) and first two principal axes (2, d) of the rows of x (N, d) (numpy SVD):
+    project any points ``y`` with ``(y - centre) @ axes.T``."""
     x = np.asarray(x, dtype=np.float64)
-    x = x - x.mean(0)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    return x @ vt[:2].T
+    centre = x.mean(0)
+    _, _, vt = np.linalg.svd(x - centre, full_matrices=False)
+    return centre, vt[:2]
 
 
-def latent_figure(mu, labels, clusters=None, classes=None, max_points: int = 5000, seed: int = 0) -> Figure:
-    """The latent means projected on 2 principal axes: coloured by true class, and by cluster."""
-    mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
+def pca_2d(x) -> np.ndarray:
+    """Project rows of x (N, d) on their first two principal axes."""
+    centre, axes = pca_axes(x)
+    return (np.asarray(x, dtype=np.float64) - centre) @ axes.T
+
+
+def latent_figure(mu, labels, clusters=None, classes=None, means=None, max_points: int = 5000,
+                  seed: int = 0) -> Figure:
+    """The latent means mu(x) projected on their first 2 principal axes, coloured by true class,
+    and (with ``clusters``) by predicted cluster in the colour of the class the Hungarian match
+    gives it. ``means`` (K, d), the cluster means mu_y, are drawn as crosses in the same
+    projection, in their cluster's colour."""
+    mu, labels = _numpy(mu), np.asarray(labels)
+    centre, axes = pca_axes(mu)
     keep = np.random.default_rng(seed).permutation(len(mu))[:max_points]
-    xy = pca_2d(mu)[keep]
-    panels = [("true class", np.asarray(labels)[keep], classes)]
+    xy = (mu[keep] - centre) @ axes.T
+    n_classes = int(labels.max()) + 1
+    names = list(classes) if classes is not None else [str(c) for c in range(n_classes)]
+    panels = [("true class", labels[keep], [class_colour(c) for c in range(n_classes)], names)]
+    n_clusters = len(means) if means is not None else None
     if clusters is not None:
-        panels.append(("predicted cluster", np.asarray(clusters)[keep], None))
-    fig = _figure((5.2 * len(panels), 4.6))
-    for ax, (title, colour, names) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=colour, cmap="tab10" if colour.max() < 10 else "tab20",
-                        s=2, alpha=0.7, rasterized=True)
-        handles, _ = sc.legend_elements(num=None)
-        labels_ = [names[int(v)] if names is not None else str(int(v)) for v in np.unique(colour)]
-        ax.legend(handles, labels_, fontsize=6, markerscale=0.8, loc="best", ncol=2)
-        ax.set(title=f"latent means (PCA), coloured by {title}", xticks=[], yticks=[])
+        clusters = np.asarray(clusters)
+        n_clusters = n_clusters or int(clusters.max()) + 1
+        colours = cluster_colours(labels, clusters, n_clusters)
+        panels.append(("predicted cluster", clusters[keep], colours, [f"cluster {k}" for k in range(n_clusters)]))
+    else:
+        colours = ["black"] * (n_clusters or 0)
+    fig = _figure((5.4 * len(panels), 4.8))
+    for ax, (title, values, palette, legend) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        ax.scatter(xy[:, 0], xy[:, 1], c=[palette[v] for v in values], s=2, alpha=0.6, rasterized=True)
+        present = np.unique(values)
+        handles = [Line2D([], [], ls="", marker="o", ms=4, color=palette[v]) for v in present]
+        ax.legend(handles, [legend[v] for v in present], fontsize=6, loc="best", ncol=2)
+        if means is not None:
+            m_xy = (_numpy(means) - centre) @ axes.T
+            ax.scatter(m_xy[:, 0], m_xy[:, 1], marker="X", s=110, c=colours, edgecolors="black", linewidths=1.2,
+                       label="cluster means")
+        ax.set(title=f"latent means (PCA), coloured by {title}", xlabel="principal axis 1",
+               ylabel="principal axis 2", xticks=[], yticks=[])
     return fig
 
 
@@ -235,25 +298,30 @@ def toy_snapshot(model, points, epoch: int, lim: float | None = None, n_grid: in
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)   # (n_grid^2, 2)
     regions = model.classifier(grid).argmax(1).reshape(n_grid, n_grid)
     return {"epoch": epoch, "mu": mu.numpy().copy(), "means": model.means.detach().numpy().copy(),
-            "regions": regions.numpy(), "lim": lim}
+            "regions": regions.numpy(), "clusters": model.classifier(mu).argmax(1).numpy(), "lim": lim}
 
 
 def toy_figure(snapshots: list, labels) -> Figure:
-    """Small multiples: encoded points (colour = true component), classifier regions, cluster means."""
-    from matplotlib.colors import ListedColormap
+    """Small multiples of the latent plane: the codes mu(x) coloured by their true blob, the
+    regions where the classifier picks each cluster, and the cluster means mu_y (crosses).
 
-    fig = _figure((3.0 * len(snapshots), 3.2))
+    A cluster (region and cross) takes the colour of the blob the Hungarian match gives it at
+    that epoch, so a region drawn in a blob's colour is the cluster standing for that blob;
+    clusters matched to no blob (K larger than the number of blobs) are grey."""
+    from matplotlib.colors import to_rgba
+
+    fig = _figure((3.0 * len(snapshots), 3.3))
     axes = np.atleast_1d(fig.subplots(1, len(snapshots)))
     labels = np.asarray(labels)
     for ax, s in zip(axes, snapshots):
         lim, k = s["lim"], s["means"].shape[0]
-        n = max(k, int(labels.max()) + 1)                      # colours for clusters and for true blobs
-        cmap = ListedColormap([f"C{i % 10}" for i in range(n)])
-        ax.imshow(s["regions"], origin="lower", extent=(-lim, lim, -lim, lim), cmap=cmap, alpha=0.18,
-                  vmin=-0.5, vmax=n - 0.5)
-        ax.scatter(s["mu"][:, 0], s["mu"][:, 1], c=labels, cmap=cmap, s=3, vmin=-0.5, vmax=n - 0.5)
-        ax.scatter(s["means"][:, 0], s["means"][:, 1], marker="X", s=90, c=[f"C{i % 10}" for i in range(k)],
-                   edgecolors="black", linewidths=1.2)
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], title=f"epoch {s['epoch']}")
-    axes[0].set_ylabel("latent z (2-D)")
+        colours = cluster_colours(labels, s["clusters"], k)
+        rgba = np.array([to_rgba(c, 0.2) for c in colours])[s["regions"]]
+        ax.imshow(rgba, origin="lower", extent=(-lim, lim, -lim, lim))
+        ax.scatter(s["mu"][:, 0], s["mu"][:, 1], c=[class_colour(c) for c in labels], s=3)
+        ax.scatter(s["means"][:, 0], s["means"][:, 1], marker="X", s=90, c=colours, edgecolors="black",
+                   linewidths=1.2)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], title=f"epoch {s['epoch']}",
+               xlabel="$z_1$")
+    axes[0].set_ylabel("$z_2$")
     return fig
