@@ -27,7 +27,7 @@ def test_specs_expand_seed_ranges_and_lists():
 
 def test_a_kmeans_start_spec_names_the_run_as_results_does_and_passes_the_options(tmp_path):
     spec, = parse_spec("mnist:article-b+kmeans-e5:3")
-    assert spec == RunSpec("mnist", "article-b", 3, kmeans_epoch=5)
+    assert spec == RunSpec("mnist", "article-b", 3, ("--cluster-init", "kmeans", "--cluster-init-epoch", "5"))
     assert spec.name == "mnist-article-b+kmeans-e5-seed3"
     metrics = {"dataset": "mnist", "network": "article-b", "seed": 3, "precision": "float32",
                "config": {"cluster_init": "kmeans", "cluster_init_epoch": 5}}
@@ -38,7 +38,21 @@ def test_a_kmeans_start_spec_names_the_run_as_results_does_and_passes_the_option
     assert "--cluster-init" not in train_command(parse_spec("mnist:article-b:3")[0], tmp_path, 20, "cpu", "auto")
 
 
+def test_settings_in_a_spec_reach_train_and_name_the_run_as_results_does(tmp_path):
+    spec, = parse_spec("mnist:article-b+cat-weight=0+info-weight=1+no-term2-trains-classifier:2")
+    assert spec.name == "mnist-article-b+cat-weight=0+info-weight=1+no-term2-trains-classifier-seed2"
+    cmd = train_command(spec, tmp_path, 10, "cpu", "auto")
+    assert cmd[-5:] == ["--cat-weight", "0", "--info-weight", "1", "--no-term2-trains-classifier"]
+    metrics = {"dataset": "mnist", "network": "article-b", "seed": 2, "precision": "float32",
+               "config": {"cat_weight": 0.0, "info_weight": 1.0, "term2_trains_classifier": False}}
+    assert run_name(metrics) == spec.name
+    # the same settings in another order are the same run
+    assert parse_spec("mnist:article-b+no-term2-trains-classifier+info-weight=1+cat-weight=0:2")[0].name == spec.name
+
+
 @pytest.mark.parametrize("text, message", [
+    ("mnist:article-b+seed=3:0", "'+seed=3' is not a setting of the model"),
+    ("mnist:article-b+info-weight=-1:0", "info_weight=-1.0 is invalid: it must be >= 0"),
     ("mnist:article-b", "is not DATASET:CONFIG:SEEDS"),
     ("svhn:article-b:0", "unknown dataset 'svhn'"),
     ("mnist:vade:0", "unknown config 'vade'"),

@@ -6,7 +6,8 @@
 
 Each run is the ordinary ``python -m vaeclust_tutorial train`` in its own process, writing
 ``RUNS/<dataset>-<config>-seed<N>/`` (the names ``tools/results_tables.py`` gives results
-files) with ``--resume``, so a sweep that is stopped (Ctrl-C, ``--stop-after``, SIGTERM; each
+files; CONFIG is a preset with optional ``+kmeans-eN`` and ``+NAME=VALUE`` settings, see
+:func:`parse_spec`) with ``--resume``, so a sweep that is stopped (Ctrl-C, ``--stop-after``, SIGTERM; each
 stops the runs it started) loses at most the epoch each run was in, and the same command
 carries on. A finished run is skipped. Prints one JSON row per run; exits 1 unless all finished.
 On a GPU several small runs share the card far better than one (each process
@@ -24,14 +25,17 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:        # run as `python tools/sweep.py`
     sys.path.insert(0, str(ROOT))
 
-from vaeclust_tutorial.config import DATASETS, PRECISIONS, PRESETS, run_label  # noqa: E402
+from vaeclust_tutorial.cli import build_parser, config_from_args  # noqa: E402
+from vaeclust_tutorial.config import DATASETS, PRECISIONS, PRESETS, RUN_FIELDS, TrainConfig, config_label  # noqa: E402
+
+MODEL_FIELDS = {f.name for f in fields(TrainConfig)} - set(RUN_FIELDS)   # what +NAME=VALUE may set
 
 
 @dataclass(frozen=True)
@@ -39,25 +43,44 @@ class RunSpec:
     dataset: str
     config: str
     seed: int
-    kmeans_epoch: int | None = None     # the k-means start after this epoch; None: the article's start
+    options: tuple[str, ...] = ()      # train's options beyond the preset: ("--info-weight", "1", ...)
 
     @property
     def label(self) -> str:
-        """The config as results files name it: ``article-b``, or ``article-b+kmeans-e5``."""
-        if self.kmeans_epoch is None:
-            return run_label(self.config)
-        return run_label(self.config, "kmeans", self.kmeans_epoch)
+        """The config as results files name it (``config.config_label``): ``article-b``,
+        ``article-b+kmeans-e5``, ``article-b+info-weight=1``."""
+        return config_label(config_from_args(build_parser().parse_args(
+            ["train", "--dataset", self.dataset, "--out", "-", "--config", self.config, *self.options]), quick=False))
 
     @property
     def name(self) -> str:
         return f"{self.dataset}-{self.label}-seed{self.seed}"
 
 
+def _part_options(spec: str, part: str) -> list[str]:
+    """One ``+PART`` of a spec's CONFIG as train's options: ``kmeans-eN``, ``NAME=VALUE`` or a
+    switch (``no-term2-trains-classifier``)."""
+    m = re.fullmatch(r"kmeans-e([1-9]\d*)", part)
+    if m:
+        return ["--cluster-init", "kmeans", "--cluster-init-epoch", m.group(1)]
+    if part.startswith("kmeans"):
+        raise ValueError(f"run spec {spec!r}: {'+' + part!r} is not a cluster start; "
+                         f"write CONFIG+kmeans-eN (k-means after epoch N >= 1), e.g. article-b+kmeans-e5")
+    name, eq, value = part.partition("=")
+    field = name.removeprefix("no-").replace("-", "_")
+    if field not in MODEL_FIELDS:
+        raise ValueError(f"run spec {spec!r}: {'+' + part!r} is not a setting of the model; write +kmeans-eN or "
+                         f"+NAME=VALUE with NAME one of {sorted(f.replace('_', '-') for f in MODEL_FIELDS)}")
+    return [f"--{name}", value] if eq else [f"--{name}"]
+
+
 def parse_spec(text: str) -> list[RunSpec]:
     """``DATASET:CONFIG:SEEDS`` with SEEDS as ``3``, ``0-4`` or ``0,2,5`` -> one RunSpec per seed.
 
-    CONFIG is a preset, optionally with ``+kmeans-eN`` (``train --cluster-init kmeans
-    --cluster-init-epoch N``), e.g. ``mnist:article-b+kmeans-e5:0-4``.
+    CONFIG is a preset, optionally followed by ``+kmeans-eN`` (``train --cluster-init kmeans
+    --cluster-init-epoch N``) and by settings as ``train`` spells them, ``+info-weight=1`` or
+    ``+no-term2-trains-classifier``: e.g. ``mnist:article-b+kmeans-e5:0-4``,
+    ``mnist:article-b+cat-weight=0+info-weight=1:0-2``.
     """
     parts = text.split(":")
     fix = ("write DATASET:CONFIG:SEEDS, e.g. mnist:article-b:0-4, fashion-mnist:article-c:0,2 "
@@ -67,14 +90,15 @@ def parse_spec(text: str) -> list[RunSpec]:
     dataset, config, seeds = parts
     if dataset not in DATASETS:
         raise ValueError(f"run spec {text!r}: unknown dataset {dataset!r}; valid datasets are {list(DATASETS)}")
-    config, plus, start = config.partition("+")
+    config, *extra = config.split("+")
     if config not in PRESETS:
         raise ValueError(f"run spec {text!r}: unknown config {config!r}; valid configs are {list(PRESETS)}")
-    m = re.fullmatch(r"kmeans-e([1-9]\d*)", start)
-    if plus and not m:
-        raise ValueError(f"run spec {text!r}: {'+' + start!r} is not a cluster start; "
-                         f"write CONFIG+kmeans-eN (k-means after epoch N >= 1), e.g. article-b+kmeans-e5")
-    kmeans_epoch = int(m.group(1)) if plus else None
+    options = tuple(o for part in extra for o in _part_options(text, part))
+    try:
+        config_from_args(build_parser().parse_args(
+            ["train", "--dataset", dataset, "--out", "-", "--config", config, *options]))
+    except SystemExit:      # argparse has printed what is wrong with the value
+        raise ValueError(f"run spec {text!r}: a setting's value is invalid (see above)") from None
     values: list[int] = []
     for chunk in seeds.split(","):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", chunk.strip())
@@ -83,16 +107,14 @@ def parse_spec(text: str) -> list[RunSpec]:
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         values.extend(range(lo, hi + 1))
-    return [RunSpec(dataset, config, s, kmeans_epoch) for s in dict.fromkeys(values)]
+    return [RunSpec(dataset, config, s, options) for s in dict.fromkeys(values)]
 
 
 def train_command(spec: RunSpec, out: Path, epochs: int, device: str, precision: str) -> list[str]:
-    start = [] if spec.kmeans_epoch is None else \
-        ["--cluster-init", "kmeans", "--cluster-init-epoch", str(spec.kmeans_epoch)]
     return [sys.executable, "-m", "vaeclust_tutorial", "train", "--dataset", spec.dataset,
             "--config", spec.config, "--seed", str(spec.seed), "--epochs", str(epochs),
             "--out", str(out), "--resume", "--no-progress", "--device", device, "--precision", precision,
-            *start]
+            *spec.options]
 
 
 def epochs_done(out: Path) -> int:

@@ -126,13 +126,15 @@ def cmd_prepare(args):
     data.prepare(args.dataset, args.data_dir)
 
 
-def config_from_args(args) -> TrainConfig:
-    """The preset of ``--config`` with every option given on the command line applied."""
+def config_from_args(args, quick: bool = True) -> TrainConfig:
+    """The preset of ``--config`` with every option given on the command line applied (and, with
+    ``quick``, shrunk in quick mode; tools/sweep.py names runs by the config as given)."""
     from .config import apply_quick, preset
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
-    return apply_quick(preset(args.config, **given))
+    cfg = preset(args.config, **given)
+    return apply_quick(cfg) if quick else cfg
 
 
 def cmd_train(args):

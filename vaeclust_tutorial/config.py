@@ -146,10 +146,36 @@ def preset(name: str = "article-b", **overrides) -> TrainConfig:
     return TrainConfig(**{**PRESETS[name], **overrides})
 
 
-def run_label(network: str, cluster_init: str = "zeros", cluster_init_epoch: int = 1) -> str:
-    """How runs and results files name a config: ``article-b`` with the article's start,
-    ``article-b+kmeans-e5`` with the k-means start after epoch 5."""
-    return network + ("" if cluster_init == "zeros" else f"+{cluster_init}-e{cluster_init_epoch}")
+# Where, how long and how a run goes, not which model it trains: labels leave these out.
+RUN_FIELDS = ("dataset", "seed", "epochs", "device", "precision", "train_limit", "test_limit", "eval_every",
+              "cluster_init", "cluster_init_epoch")
+
+
+def _as_option(name: str, value) -> str:
+    """One setting as ``train`` spells it: ``info-weight=1``, ``no-term2-trains-classifier``."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"no-{flag}"
+    return f"{flag}={value:g}" if isinstance(value, float) else f"{flag}={value}"
+
+
+def config_label(cfg: TrainConfig | dict) -> str:
+    """How runs and results files name a config: the preset it equals (``article-b``); else the
+    nearest preset and the settings that differ from it, as ``train`` spells them
+    (``article-b+cat-weight=0+info-weight=1``); then ``+kmeans-eN`` for the k-means start after
+    epoch N. A dict may leave fields out (records written before they existed): the defaults.
+    """
+    d = cfg.to_dict() if isinstance(cfg, TrainConfig) else {**TrainConfig().to_dict(), **cfg}
+    model = {k: v for k, v in d.items() if k not in RUN_FIELDS}
+    defaults = TrainConfig().to_dict()
+
+    def differences(name):
+        ref = {**defaults, **PRESETS[name]}
+        return [_as_option(k, v) for k, v in sorted(model.items()) if v != ref[k]]
+
+    base = min(PRESETS, key=lambda name: len(differences(name)))     # ties: the first preset
+    start = "" if d["cluster_init"] == "zeros" else f"+{d['cluster_init']}-e{d['cluster_init_epoch']}"
+    return "+".join([base, *differences(base)]) + start
 
 
 QUICK_ENV = "VAECLUST_QUICK"

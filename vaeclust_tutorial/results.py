@@ -10,7 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .config import run_label
+from . import config
 
 
 def precision_tag(metrics: dict) -> str:
@@ -19,10 +19,10 @@ def precision_tag(metrics: dict) -> str:
 
 
 def config_label(metrics: dict) -> str:
-    """The config a run used: ``article-b``, or ``article-b+kmeans-e1`` when its clusters started from
-    k-means after epoch 1 (``cluster_init="kmeans"``, not the article's start)."""
-    cfg = metrics.get("config", {})
-    return run_label(metrics["network"], cfg.get("cluster_init", "zeros"), cfg.get("cluster_init_epoch", 1))
+    """The config a run used, named by :func:`vaeclust_tutorial.config.config_label`: ``article-b``,
+    ``article-b+kmeans-e1`` (clusters started from k-means after epoch 1), or a preset and the
+    settings that differ from it (``article-b+info-weight=1``)."""
+    return config.config_label({"network": metrics["network"], **metrics.get("config", {})})
 
 
 def run_name(metrics: dict) -> str:
