@@ -4,6 +4,7 @@ working folder outside any clone. docs/colab.md describes what it does."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -34,8 +35,14 @@ def colab_like(tmp_path_factory):
     """A fresh venv that sees this environment's packages (torch, numpy, ...) but not ours, like
     Colab; and the package as a wheel, one of the sources docs/colab.md documents."""
     tmp = tmp_path_factory.mktemp("colab")
+    source = tmp / "source"          # a copy: building writes build/ and *.egg-info/ beside the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "vaeclust_tutorial", source / "vaeclust_tutorial",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    str(ROOT), "-w", str(tmp / "dist")], check=True, cwd=tmp)
+                    str(source), "-w", str(tmp / "dist")], check=True, cwd=tmp)
     wheel = next((tmp / "dist").glob("vaeclust_tutorial-*.whl"))
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(tmp / "venv")],
                    check=True)      # pip, like torch, comes with the preinstalled packages
