@@ -114,6 +114,22 @@ def test_the_article_term3_is_information_plus_imbalance_on_average():
     imbalance = (p_bar * torch.log(p_bar * k)).sum()
     assert term3.item() == pytest.approx((info + imbalance).item(), rel=1e-5)
     assert losses.batch_information(p, balance=1.0).item() == pytest.approx(-info.item(), rel=1e-5)
+    parts = losses.term3_parts(p)
+    assert parts["term3"].item() == pytest.approx(term3.item(), rel=1e-5)
+    assert parts["information"].item() == pytest.approx(info.item(), rel=1e-5)
+    assert parts["imbalance"].item() == pytest.approx(imbalance.item(), rel=1e-4, abs=1e-6)
+
+
+def test_the_mixture_misfit_is_terms_2_and_3_at_their_best_weights():
+    g = torch.Generator().manual_seed(5)
+    mu, logvar, means = torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g), torch.randn(4, 3, generator=g)
+    best = losses.optimal_assignment(mu, logvar, means)
+    for i in range(8):
+        at_best = losses.cluster_kl(mu[i:i + 1], logvar[i:i + 1], means, best[i:i + 1]) \
+            + (best[i] * torch.log(best[i] * 4)).sum()
+        assert at_best.item() == pytest.approx(losses.mixture_misfit(mu, logvar, means)[i].item(), rel=1e-4)
+    # moving the means away from the codes makes the fit worse
+    assert (losses.mixture_misfit(mu, logvar, means + 10) > losses.mixture_misfit(mu, logvar, means)).all()
 
 
 def test_batch_information_prefers_confident_balanced_clusters():
@@ -150,3 +166,13 @@ def test_the_terms_beyond_the_article_enter_only_when_weighted():
     model.zero_grad()
     beyond["cluster_kl"].backward()                                # held fixed: no gradient to p(y|z)
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.classifier.parameters())
+
+
+def test_cluster_kls_is_the_gaussian_kl_of_the_code_moved_by_each_mean():
+    g = torch.Generator().manual_seed(3)
+    mu, logvar, means = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(5, 6, generator=g)
+    kls = losses.cluster_kls(mu, logvar, means)
+    assert kls.shape == (4, 5)
+    for y in range(5):     # KL(N(mu, s^2) || N(m, I)) = KL(N(mu - m, s^2) || N(0, I)), per code
+        expected = torch.stack([losses.gaussian_kl(mu[i:i + 1] - means[y], logvar[i:i + 1]) for i in range(4)])
+        assert torch.allclose(kls[:, y], expected, rtol=1e-5)

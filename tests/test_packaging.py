@@ -45,9 +45,9 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "exec python3 tasks.py test\n" in ci
 
 
-def test_there_are_five_notebooks_each_with_its_py_percent_twin():
+def test_there_are_six_notebooks_each_with_its_py_percent_twin():
     assert [p.stem for p in NOTEBOOKS] == ["01_plain_vae", "02_deriving_the_loss", "03_mnist",
-                                           "04_fashion_mnist", "05_what_matters"]
+                                           "04_fashion_mnist", "05_what_matters", "06_why_runs_get_stuck"]
     for p in NOTEBOOKS:
         assert p.with_suffix(".py").exists(), f"{p.name} has no .py twin"
     assert sorted(p.stem for p in (ROOT / "notebooks").glob("0*.py")) == [p.stem for p in NOTEBOOKS]

@@ -181,3 +181,18 @@ def test_purity_curves_group_by_start_and_read_means_at_epochs():
     text = results.purity_at_epochs(curves, (2, 3))
     assert text.splitlines() == ["article-b (2 runs): ep. 2: 0.500 ± 0.141   ep. 3: 0.700 ± 0.141",
                                  "article-b+kmeans-e5 (1 runs): ep. 2: 0.700 ± 0.000"]
+
+
+def test_ablation_table_reports_every_seed_and_the_rows_not_run():
+    def record(seed, accuracy, precision="float32", **cfg):
+        return {"dataset": "mnist", "network": "article-b", "seed": seed, "epochs": 10, "precision": precision,
+                "config": cfg, "test": {"accuracy": accuracy, "purity": accuracy, "nmi": 0.5, "ari": 0.4}}
+
+    records = [record(0, 0.90, info_weight=1.0), record(1, 0.80, info_weight=1.0),
+               record(0, 0.70), record(0, 0.75, precision="bfloat16")]
+    table = results.ablation_markdown(records, {"article-b": "article", "article-b+info-weight=1": "info",
+                                                "article-b+consistency-weight=10": "cons"}, datasets=("mnist",))
+    lines = table.splitlines()
+    assert lines[2].startswith("| mnist | article | 1 | 10 | fp32 | 70.0 ± 0.0 |")      # fp32 preferred
+    assert lines[3].startswith("| mnist | info | 2 | 10 | fp32 | 85.0 ± 7.1 |") and lines[3].endswith("| 0: 90.0, 1: 80.0 |")
+    assert "| cons | 0 |" in lines[4] and "not run yet" in lines[4]

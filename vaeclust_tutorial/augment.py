@@ -1,6 +1,6 @@
 """Small random affine moves of whole batches: the perturbations a cluster should not care about.
 
-Not in the article, and in no notebook yet (notebook 06 is planned). The consistency term
+Not in the article; introduced in notebook 06. The consistency term
 (:func:`~vaeclust_tutorial.losses.consistency`) moves images with them: a digit rotated by
 10 degrees or moved by 2 pixels is the same digit, so its cluster should not change. Each image gets its own
 rotation, scale and shift, drawn from the global torch generator (or ``generator``) on the

@@ -22,11 +22,17 @@ from .training import MEMORY_FORMAT
 
 def train_vae(model: VAE, images: torch.Tensor, *, epochs: int, lam: float = 5.0, batch_size: int = 100,
               lr: float = 1e-3, seed: int = 0, progress: bool = True) -> list[dict]:
-    """Train a plain VAE on eq. (1) with Adam (Keras' epsilon); returns per-epoch mean losses."""
+    """Train a plain VAE on eq. (1) with Adam (Keras' epsilon); returns per-epoch mean losses.
+
+    ``images``: (N, 1, 28, 28) images, or (N, n) points (the toy of notebook 05).
+    """
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model.to(memory_format=MEMORY_FORMAT).train()
-    x = images.contiguous(memory_format=MEMORY_FORMAT)
+    x = images
+    if x.dim() == 4:                                    # images; the 2-D points of the toy stay as they are
+        model.to(memory_format=MEMORY_FORMAT)
+        x = x.contiguous(memory_format=MEMORY_FORMAT)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7)
     steps, history = math.ceil(len(x) / batch_size), []
     bar = tqdm(total=epochs * steps, disable=not progress_wanted(progress), mininterval=1.0, desc="plain VAE", unit="step")

@@ -65,7 +65,7 @@ class TrainConfig:
                                         "cluster_init_epoch (cluster_init.py)", choices=CLUSTER_INITS)
     cluster_init_epoch: int = option(1, "with cluster_init=kmeans: the epoch after which k-means runs",
                                      minimum=1)
-    # Beyond the article (no notebook yet: notebook 06 is planned); the defaults leave the article's loss as it is.
+    # Beyond the article (notebook 06); the defaults leave the article's loss as it is.
     term2_trains_classifier: bool = option(True, "term 2's gradient reaches p(y|z), as in the article; "
                                                  "false holds its weights fixed (losses.cluster_vae_loss)")
     info_weight: float = option(0.0, "weight of the batch information term, confident and balanced "

@@ -48,10 +48,21 @@ def cluster_kl(mu, logvar, means, p_y):
     i.e. :math:`\sum_y p(y|z)\,\mathrm{KL}(N(\mu, \sigma^2) \Vert N(\mu_y, I))`. Note the hybrid:
     the KL over z is exact, but the weights p(y|z) come from one *sampled* z.
     """
-    mu, logvar, means, p_y = mu.float(), logvar.float(), means.float(), p_y.float()
+    return (p_y.float() * cluster_kls(mu, logvar, means)).sum(1).mean()
+
+
+def cluster_kls(mu, logvar, means):
+    r"""Every code's KL to every cluster's Gaussian, shape (B, K):
+
+    .. math:: \mathrm{KL}_y = \mathrm{KL}\big(N(\mu, \sigma^2) \,\Vert\, N(\mu_y, I)\big)
+              = \tfrac12 \sum_d \left(\sigma_d^2 + (\mu_d - \mu_{y,d})^2 - 1 - \log\sigma_d^2\right)
+
+    what term 2 weights by p(y|z) (:func:`cluster_kl`), and what :func:`optimal_assignment` turns
+    into the mixture's responsibilities. Notebooks 02 and 06.
+    """
+    mu, logvar, means = mu.float(), logvar.float(), means.float()
     sq = (mu.unsqueeze(1) - means.unsqueeze(0)).pow(2)                   # (B, K, d)
-    kl = 0.5 * (logvar.exp() - 1.0 - logvar).unsqueeze(1) + 0.5 * sq     # (B, K, d)
-    return (p_y * kl.sum(-1)).sum(1).mean()
+    return 0.5 * (logvar.exp() - 1.0 - logvar).sum(-1, keepdim=True) + 0.5 * sq.sum(-1)
 
 
 def cluster_kl_sample(z, mu, logvar, means, p_y):
@@ -90,7 +101,7 @@ def _entropy(p, dim=-1):
 
 
 def batch_information(p_y, balance: float = 4.0):
-    r"""Beyond the article (no notebook yet): confident and balanced assignments, as a loss.
+    r"""Beyond the article (notebook 06): confident and balanced assignments, as a loss.
 
     .. math:: \tfrac1B \sum_x H\big(p(y|x)\big) - \beta\, H(\bar p), \qquad \bar p = \tfrac1B \sum_x p(y|x)
 
@@ -106,7 +117,7 @@ def batch_information(p_y, balance: float = 4.0):
 
 
 def consistency(p_clean, p_moved):
-    r"""Beyond the article (no notebook yet): the cluster should not change under a small move T of the image.
+    r"""Beyond the article (notebook 06): the cluster should not change under a small move T of the image.
 
     .. math:: \mathrm{KL}\big(\mathrm{sg}[p(y|x)] \,\Vert\, p(y|T(x))\big)
 
@@ -160,3 +171,55 @@ def vae_loss(x, out, *, lam: float):
     rec = reconstruction(x, out.x_hat, lam)
     kl = gaussian_kl(out.mu, out.logvar)
     return rec + kl, rec, kl
+
+
+def optimal_assignment(mu, logvar, means):
+    r"""Beyond the article: the weights p(y|x) that minimise terms 2 + 3 of eq. (4) with the means fixed.
+
+    .. math:: p^*(y|x) = \frac{q(y)\, e^{-\mathrm{KL}_y}}{\sum_{y'} q(y')\, e^{-\mathrm{KL}_{y'}}}
+              = \mathrm{softmax}_y\!\left(-\mathrm{KL}_y\right),
+              \qquad \mathrm{KL}_y = \mathrm{KL}\big(N(\mu, \sigma^2) \,\Vert\, N(\mu_y, I)\big)
+
+    for the uniform q(y) = 1/K, shape (B, K). Over a free weight vector w (one per x, the same
+    for every z of p(z|x), as the closed form of :func:`cluster_kl` sees it),
+    ``cluster_kl(mu, logvar, means, w) + categorical_kl(w.log())`` equals
+    :math:`\mathrm{KL}(w \Vert p^*) - \log \sum_y \tfrac1K e^{-\mathrm{KL}_y}`: smallest at
+    :math:`w = p^*`, where it is the log-sum-exp. It is the responsibility of the Gaussian mixture
+    q(z) with equal weights and unit covariance: the sigma part of :math:`\mathrm{KL}_y` is the
+    same for every cluster, so :math:`p^* = \mathrm{softmax}_y(-\tfrac12\lVert\mu - \mu_y\rVert^2)`,
+    the mixture's posterior q(y|z) at z = mu(x). Without term 3 the minimum is the one-hot argmin
+    of :math:`\mathrm{KL}_y`, k-means' hard assignment. Derived in notebook 02.
+    """
+    return torch.softmax(-cluster_kls(mu, logvar, means), -1)
+
+
+def mixture_misfit(mu, logvar, means):
+    r"""Terms 2 + 3 of eq. (4) at their best weights :func:`optimal_assignment`, per code, shape (B,):
+
+    .. math:: -\log \sum_y \tfrac1K\, e^{-\mathrm{KL}_y}
+
+    how badly the equal-weight, unit-variance Gaussian mixture with these means fits each code
+    (lower is a better fit). Notebook 06 compares placements of the means with it.
+    """
+    kls = cluster_kls(mu, logvar, means)
+    return math.log(kls.shape[1]) - torch.logsumexp(-kls, 1)
+
+
+def term3_parts(p_y) -> dict[str, torch.Tensor]:
+    r"""The article's term 3 averaged over a batch, and the two parts it splits into:
+
+    .. math:: \tfrac1B \sum_x \mathrm{KL}\big(p(y|x) \Vert U\big)
+              = \underbrace{H(\bar p) - \tfrac1B \sum_x H(p(y|x))}_{I(x;\,y)}
+              + \underbrace{\mathrm{KL}(\bar p \Vert U)}_{\text{imbalance}},
+              \qquad \bar p = \tfrac1B \sum_x p(y|x)
+
+    with U uniform over the K clusters: term 3 penalises the information the cluster carries
+    about the image as much as it penalises unequal cluster sizes. Returns ``term3``,
+    ``information`` and ``imbalance``. Notebook 06.
+    """
+    p_y = p_y.float()
+    log_k = math.log(p_y.shape[-1])
+    p_bar = p_y.mean(0)
+    return {"term3": (log_k - _entropy(p_y)).mean(),
+            "information": _entropy(p_bar) - _entropy(p_y).mean(),
+            "imbalance": log_k - _entropy(p_bar)}

@@ -95,11 +95,13 @@ def cluster_samples_figure(images, clusters, n_clusters: int, per_cluster: int =
 
 
 def generations_figure(model, per_cluster: int = 10, std: float = 1.0, seed: int = 0,
-                       row_names=None) -> Figure:
-    """The article's second figure: z ~ N(mu_y, std^2 I) decoded, one row per cluster y."""
+                       row_names=None, clusters=None) -> Figure:
+    """The article's second figure: z ~ N(mu_y, std^2 I) decoded, one row per cluster y
+    (``clusters``: which, in what order; default all, in order; ``row_names`` follow it)."""
+    clusters = list(range(model.n_clusters)) if clusters is None else list(clusters)
     g = torch.Generator().manual_seed(seed)
-    rows = [model.generate(k, per_cluster, std=std, generator=g).cpu() for k in range(model.n_clusters)]
-    names = row_names or [f"cluster {k}" for k in range(model.n_clusters)]
+    rows = [model.generate(k, per_cluster, std=std, generator=g).cpu() for k in clusters]
+    names = row_names or [f"cluster {k}" for k in clusters]
     return _rows_figure(rows, names, f"Generated from each cluster's Gaussian q(z|y) (std {std:g})")
 
 

@@ -89,3 +89,33 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
                 cells.append(f"ep. {epoch}: {statistics.mean(p):.3f} ± {std:.3f}")
         lines.append(f"{label} ({len(hists)} runs): " + "   ".join(cells))
     return "\n".join(lines)
+
+
+def _mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.1f} ± {100 * std:.1f}"
+
+
+def ablation_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist")) -> str:
+    """A Markdown table, one line per (dataset, config of ``rows``, epochs): the test scores over
+    its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
+    (:func:`config_label`) to what that row adds; fp32 runs are shown where a config has them,
+    else bf16. Configs with no runs say so. Notebook 06."""
+    lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % | each seed: Hungarian % |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for dataset in datasets:
+        for label, what in rows.items():
+            runs = [r for r in records if r["dataset"] == dataset and config_label(r) == label]
+            tags = {precision_tag(r) for r in runs}
+            runs = [r for r in runs if precision_tag(r) == ("fp32" if "fp32" in tags else "bf16")]
+            if not runs:
+                lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |")
+                continue
+            for epochs in sorted({r["epochs"] for r in runs}):
+                group = sorted((r for r in runs if r["epochs"] == epochs), key=lambda r: r["seed"])
+                test = [r["test"] for r in group]
+                seeds = ", ".join(f"{r['seed']}: {100 * r['test']['accuracy']:.1f}" for r in group)
+                lines.append(f"| {dataset} | {what} | {len(group)} | {epochs} | {precision_tag(group[0])} | "
+                             + " | ".join(_mean_std([t[k] for t in test]) for k in ("accuracy", "purity", "nmi", "ari"))
+                             + f" | {seeds} |")
+    return "\n".join(lines)
