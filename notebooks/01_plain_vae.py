@@ -61,19 +61,36 @@ print("quick mode" if QUICK else "full mode", "| torch", torch.__version__)
 # ## 1. The VAE as one KL divergence
 #
 # We have the data distribution $\tilde p(x)$ (the training images), an encoder $p(z|x)$, a
-# decoder $q(x|z)$ and a prior $q(z)$. Instead of maximising a lower bound, the article asks the
-# two *joint* distributions $p(x,z) = \tilde p(x)\,p(z|x)$ and $q(x,z) = q(x|z)\,q(z)$ to be
-# equal, and minimises their KL divergence:
+# decoder $q(x|z)$ and a prior $q(z)$. The article asks the two *joint* distributions
+# $p(x,z) = \tilde p(x)\,p(z|x)$ and $q(x,z) = q(x|z)\,q(z)$ to be equal, and minimises their KL
+# divergence:
 #
 # $$
 # \mathrm{KL}\big(\tilde p(x)p(z|x)\,\Vert\,q(x|z)q(z)\big)
 # = \mathbb{E}_{x\sim\tilde p}\Big[\mathbb{E}_{z\sim p(z|x)}\big[-\log q(x|z)\big]
-#   + \mathrm{KL}\big(p(z|x)\,\Vert\,q(z)\big)\Big] + \text{const} \tag{1}
+#   + \mathrm{KL}\big(p(z|x)\,\Vert\,q(z)\big)\Big] + \mathbb{E}_{x\sim\tilde p}\log\tilde p(x) . \tag{1}
 # $$
 #
-# (the constant is $\mathbb{E}\log\tilde p(x)$, which no parameter changes). With
-# $p(z|x) = \mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))$, $q(z) = \mathcal N(0, I)$ and
-# $q(x|z) = \mathcal N(G(z), \tfrac1\lambda I)$ the two terms are, up to an additive constant,
+# (Write the KL as $\mathbb{E}\log\frac{\tilde p(x)\,p(z|x)}{q(x|z)\,q(z)}$ and split the log.) The
+# last term, minus the entropy of the data, is a constant that no parameter changes. The
+# bracket is minus the familiar **evidence lower bound** (ELBO) of Kingma and Welling, so
+# minimising the joint KL is *equivalent* to maximising the ELBO, and is the same training
+# objective, read differently:
+#
+# $$
+# \mathbb{E}_{x\sim\tilde p}\Big[\mathbb{E}_{z\sim p(z|x)}\log q(x|z)
+#   - \mathrm{KL}\big(p(z|x)\,\Vert\,q(z)\big)\Big]
+# \;\le\; \mathbb{E}_{x\sim\tilde p}\log q(x), \qquad q(x) = \int q(x|z)\,q(z)\,dz .
+# $$
+#
+# The gap in this inequality is $\mathbb{E}_x\,\mathrm{KL}\big(p(z|x)\Vert q(z|x)\big) \ge 0$, how far
+# the encoder is from the decoder's exact posterior (exercise 4). What the joint reading adds is
+# the recipe notebook 02 follows: to build a new model, choose how the two joints factorise and
+# write down their KL.
+#
+# With $p(z|x) = \mathcal N(\mu(x), \mathrm{diag}\,\sigma^2(x))$, $q(z) = \mathcal N(0, I)$ and
+# $q(x|z) = \mathcal N(G(z), \tfrac1\lambda I)$ the two terms of the bracket in (1) are, up to an
+# additive constant,
 #
 # $$
 # \frac{\lambda}{2}\,\lVert x - G(z)\rVert^2
@@ -201,10 +218,55 @@ plots.contingency_figure(vc.contingency(test.labels.numpy(), pred, n_clusters=10
 #
 # ## Exercises
 #
-# 1. Train for more epochs (or use `article-b`). Do the two-step scores improve with a better VAE?
-# 2. Change $\lambda$ to 1 and to 20. What happens to the reconstructions, the samples, and the
-#    k-means scores?
-# 3. k-means on the raw pixels: fit it on `test.images.flatten(1)` and compare its scores with
-#    those on the latent means.
+# Each takes at most a few minutes on a laptop CPU; the first two train on a 10,000-image subset
+# (`vc.load("mnist", "train", limit=10_000)`) to stay within that.
+#
+# 1. **Does a better VAE cluster better?** Train `article-a` on the subset for 1 epoch and for 5
+#    epochs (`baselines.train_vae(vc.conv_vae("article-a"), small.images, epochs=..., seed=0)`) and
+#    compare the two-step scores of the two on the test set.
+# 2. **The weight $\lambda$.** On the same subset, train for 3 epochs with $\lambda = 1$ and with
+#    $\lambda = 20$. What happens to the reconstructions, the samples from the prior, and the
+#    two-step scores?
+# 3. **k-means on the raw pixels.** Fit it on `test.images.flatten(1).numpy()` and compare its
+#    scores with those on the latent means.
+# 4. **Derivation.** (a) Derive eq. (1): write the joint KL as an expectation of a log-ratio and
+#    split the log. (b) Show that the ELBO is at most $\mathbb{E}_x\log q(x)$, with the gap
+#    $\mathbb{E}_x\,\mathrm{KL}\big(p(z|x)\Vert q(z|x)\big)$, where $q(z|x) = q(x|z)\,q(z)/q(x)$.
+#    (c) Deduce that the joint KL is at least $\mathrm{KL}\big(\tilde p(x)\Vert q(x)\big)$. What
+#    does minimising it do to the model's distribution of images $q(x)$?
 #
 # Solutions: `notebooks/solutions.md`.
+#
+# ## Summary
+#
+# * The VAE's loss is one KL divergence between two joint distributions, the encoding
+#   $\tilde p(x)\,p(z|x)$ and the generation $q(x|z)\,q(z)$. Up to the constant
+#   $\mathbb{E}\log\tilde p(x)$ it is minus the ELBO: minimising it *is* maximising the ELBO.
+# * With Gaussian choices its two terms are $\tfrac\lambda2\lVert x - G(z)\rVert^2$ and the
+#   closed-form KL to $\mathcal N(0, I)$; $\lambda$, an inverse variance, weighs reconstruction
+#   against the prior.
+# * On MNIST the latent means of a plain VAE group by digit, but the groups touch: nothing in
+#   eq. (1) asks for clusters.
+# * Two-step clustering (k-means or a Gaussian mixture on $\mu(x)$) is scored with purity,
+#   Hungarian accuracy, NMI and ARI; the Gaussian mixture is the stronger of the two here and a
+#   baseline to keep in mind.
+# * The one-step idea: put a discrete cluster $y$ into the model, beside $z$, and derive the loss
+#   the same way (notebook 02).
+#
+# ## References
+#
+# * Su Jianlin (苏剑林), 2018. 变分自编码器（四）：一步到位的聚类方案 ("Variational autoencoders
+#   (4): a one-step clustering scheme"), <https://kexue.fm/archives/5887>. The article these
+#   notebooks follow; eq. (1) is its starting point.
+# * The author's Keras script, `vae_keras_cluster.py` in <https://github.com/bojone/vae>.
+# * D. P. Kingma and M. Welling, 2014. Auto-Encoding Variational Bayes. ICLR,
+#   [arXiv:1312.6114](https://arxiv.org/abs/1312.6114). The VAE, the ELBO and the
+#   reparameterisation $z = \mu + \sigma\varepsilon$.
+# * J. Xie, R. Girshick and A. Farhadi, 2016. Unsupervised Deep Embedding for Clustering Analysis
+#   (DEC). ICML, [arXiv:1511.06335](https://arxiv.org/abs/1511.06335). The method the article
+#   compares with; it clusters a pretrained autoencoder's codes and then refines both, and reports
+#   Hungarian accuracy.
+# * Z. Jiang, Y. Zheng, H. Tan, B. Tang and H. Zhou, 2017. Variational Deep Embedding (VaDE).
+#   IJCAI, [arXiv:1611.05148](https://arxiv.org/abs/1611.05148). A VAE with a Gaussian-mixture
+#   prior, started from a pretrained autoencoder and a Gaussian mixture fitted to its codes: a
+#   two-step fit like the one above (notebook 02 relates it to the article's model).

@@ -1,0 +1,350 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Why runs get stuck, and how to make them land
+#
+# **What you will learn.** Why the article's model ends, on most seeds, in a state where one digit
+# owns two clusters and two digits share one; two facts about its loss that explain it, each
+# checked with numbers on the trained model; and the three ingredients that change the picture:
+# a batch information term, invariance to small moves of the image, and term 2's weights held
+# fixed. Each is one loss function in the package with its equation and its source.
+#
+# **Time.** About a minute on a laptop CPU: everything here uses the trained model the package
+# ships (notebook 03's). With `VAECLUST_QUICK=1` it trains a tiny stand-in instead, and every
+# figure says so.
+
+# %%
+# Setup: make the helper package importable. Inside the repository `python3 tasks.py lab` has
+# installed it. Elsewhere (Colab, a bare Jupyter) this cell installs it from the repository
+# folder it finds above the working folder, or from VAECLUST_SOURCE: a git URL
+# ("git+https://...") or a wheel. pip keeps the torch already installed (docs/colab.md).
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("vaeclust_tutorial") is None:
+    source = os.environ.get("VAECLUST_SOURCE") or next(
+        (str(d) for d in (Path.cwd(), *Path.cwd().parents)
+         if (d / "pyproject.toml").is_file() and (d / "vaeclust_tutorial").is_dir()), None)
+    if source is None:
+        raise RuntimeError("vaeclust_tutorial is not installed and no repository was found above "
+                           f"{Path.cwd()}. Clone the repository and open the notebook from its "
+                           "notebooks/ folder, or set VAECLUST_SOURCE (docs/colab.md).")
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", source])
+
+# %matplotlib inline
+import math
+
+import torch
+
+import vaeclust_tutorial as vc
+from vaeclust_tutorial import augment, losses, plots
+from vaeclust_tutorial.config import apply_quick
+from vaeclust_tutorial.pretrained import load_or_train
+
+_ = torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. A stuck run
+#
+# The article's model on MNIST, seed 2: the run the package ships, with the median test purity of
+# five seeds (notebook 03 trained it or loaded it). Its clusters against the true digits:
+
+# %%
+cfg = apply_quick(vc.preset("article-b", dataset="mnist", seed=2))
+model, history, _ = load_or_train(cfg, "notebook-06")
+model.eval()
+test = vc.load("mnist", "test", limit=2000 if vc.is_quick() else None)
+pred, mu, p_y = vc.predict(model, test.images, return_codes=True)
+labels = test.labels.numpy()
+matrix = vc.contingency(labels, pred, n_clusters=model.n_clusters, n_classes=10)
+scores = vc.clustering_scores(labels, pred)
+print(f"test purity {scores['purity']:.1%}, Hungarian accuracy {scores['accuracy']:.1%}")
+print("\n".join(vc.metrics.cluster_report(matrix, test.classes)))
+plots.contingency_figure(matrix, test.classes)
+
+# %% [markdown]
+# The lines above read the matrix: the digits that are the majority of two clusters, the clusters
+# that mix digits, and the digits that win no cluster of their own. What the model generates from
+# each cluster's Gaussian shows the same thing from the other side (rows ordered as in the
+# matrix, named by the digit the Hungarian match gives each cluster):
+
+# %%
+match = vc.metrics.hungarian_match(matrix)
+order = sorted(range(model.n_clusters), key=lambda k: (match[k] < 0, match[k]))
+names = [f"cluster {k}\n→ {test.classes[match[k]] if match[k] >= 0 else 'none'}" for k in order]
+plots.generations_figure(model, per_cluster=12, seed=0, clusters=order, row_names=names)
+
+# %% [markdown]
+# ## 2. The y-part of the loss fits a Gaussian mixture
+#
+# Hold the cluster means fixed and look at terms 2 + 3 of eq. (4) as a function of the weights
+# $w_y = p(y|\cdot)$ given to one image (notebook 02 derives it):
+#
+# $$
+# \sum_y w_y\,\mathrm{KL}_y + \sum_y w_y \log\frac{w_y}{q(y)}
+# = \mathrm{KL}\big(w \,\Vert\, p^*\big) - \log\sum_y q(y)\,e^{-\mathrm{KL}_y},
+# \qquad p^*(y|x) \propto q(y)\,e^{-\mathrm{KL}_y},
+# $$
+#
+# with $\mathrm{KL}_y = \mathrm{KL}\big(p(z|x)\,\Vert\,\mathcal N(\mu_y, I)\big)$. The best weights are
+# $p^*$, the responsibility of a Gaussian mixture with equal weights $q(y) = 1/K$ and unit
+# covariance; what is left, $-\log\sum_y \frac1K e^{-\mathrm{KL}_y}$, is how badly that mixture fits
+# the image's code. So the y-part of the article's loss *fits a K-component Gaussian mixture to
+# the codes*, and the classifier's job is to learn its responsibilities.
+#
+# **Check 1: has the classifier learnt $p^*$?** `losses.optimal_assignment` computes $p^*$ from the
+# codes and the means alone. Compare it with the trained classifier, image by image:
+
+# %%
+with torch.inference_mode():
+    code_mu, code_logvar = [], []
+    for batch in test.images.split(500):
+        m, lv = model.encoder(batch)
+        code_mu.append(m)
+        code_logvar.append(lv)
+    code_mu, code_logvar = torch.cat(code_mu), torch.cat(code_logvar)
+    p_star = losses.optimal_assignment(code_mu, code_logvar, model.means)
+same_cluster = (p_star.argmax(1) == p_y.argmax(1)).float().mean().item()
+total_variation = 0.5 * (p_star - p_y).abs().sum(1).mean().item()
+print(f"argmax of p* = argmax of the classifier for {same_cluster:.1%} of test images; "
+      f"mean total-variation distance {total_variation:.3f}")
+
+# %% [markdown]
+# **Check 2: does the loss prefer the right answer?** If the mixture fit is what the y-part
+# measures, we can ask how well *other* placements of the ten means would fit the same codes:
+#
+# * the trained means $\mu_y$;
+# * k-means on the codes (an unsupervised placement: scikit-learn's `KMeans`, as notebook 01's
+#   two-step recipe);
+# * the mean code of each true digit: a placement that *uses the labels*, so it is a diagnostic
+#   only, never something to train with.
+#
+# For each, the y-part at its best weights, $-\log\sum_y \frac1K e^{-\mathrm{KL}_y}$
+# (`losses.mixture_misfit`), averaged over the
+# test codes (lower is a better fit), and the Hungarian accuracy of assigning each code to its
+# nearest mean in that sense ($\arg\max_y p^*$):
+
+# %%
+from sklearn.cluster import KMeans  # noqa: E402
+
+
+placements = {
+    "trained means": model.means.detach(),
+    "k-means on the codes": torch.tensor(KMeans(10, n_init=3, random_state=0).fit(
+        code_mu.numpy()).cluster_centers_, dtype=torch.float32),
+    "mean code of each digit (labels!)": torch.stack([code_mu[test.labels == c].mean(0) for c in range(10)]),
+}
+print(f"{'placement of the 10 means':<36} {'y-part (nats)':>14} {'Hungarian':>10}")
+fits = {name: (losses.mixture_misfit(code_mu, code_logvar, means).mean().item(),
+               vc.hungarian_accuracy(labels, losses.optimal_assignment(code_mu, code_logvar, means).argmax(1).numpy()))
+        for name, means in placements.items()}
+for name, (value, accuracy) in fits.items():
+    print(f"{name:<36} {value:14.2f} {accuracy:10.1%}")
+
+# %% [markdown]
+# Read the table with one caveat: the codes were trained *together with* the trained means (term
+# 2 pulls each code towards the mean of its cluster), so the comparison favours them. What it can
+# show is whether, for the codes as they now lie, the loss still prefers the placement that
+# matches the digits. The line below says which placement fits best:
+
+# %%
+best = min(fits, key=lambda name: fits[name][0])
+gap = fits["mean code of each digit (labels!)"][0] - fits["trained means"][0]
+print(f"best fit (lowest y-part): {best}")
+print(f"the digits' placement fits these codes {'worse' if gap > 0 else 'better'} than the trained means "
+      f"by {abs(gap):.2f} nats per image: " + ("for these codes the loss prefers a wrong answer" if gap > 0 else
+      "the loss prefers the right answer, and the run is stuck because the way there goes uphill"))
+
+# %% [markdown]
+# **Why the split/merge state is cheap.** Every component has weight $1/K$ and covariance $I$: the
+# mixture cannot give a big digit a wide component or a rare one a small weight. A digit whose codes
+# spread along a large direction of variation (slant, for the 1s) is fitted about as well by two
+# unit components side by side as by one, and the component this frees up has to go somewhere:
+# two digits whose codes lie close (4 and 9, or 3, 5 and 8) then share one. Leaving that state
+# means moving a whole component across the latent space, through states that fit worse, while
+# the encoder keeps pulling the codes towards where the components already are. Gradient descent
+# does not take that walk. It is the classic local optimum of Gaussian-mixture fitting, here
+# inside a network.
+#
+# ## 3. Term 3 works against informative clusters
+#
+# Average the article's term 3 over the data. With $\bar p = \mathbb E_x\,p(y|x)$ and the uniform
+# $U = q(y)$,
+#
+# $$
+# \mathbb E_x\,\mathrm{KL}\big(p(y|x)\,\Vert\,U\big)
+# = \underbrace{H(\bar p) - \mathbb E_x H\big(p(y|x)\big)}_{I(x;\,y)} + \mathrm{KL}\big(\bar p\,\Vert\,U\big).
+# $$
+#
+# The first part is the mutual information between the image and its cluster: how much the
+# cluster says about the image. Term 3 penalises it exactly as much as it penalises unequal
+# cluster sizes. **Check 3**, the identity on the test set with the stuck model's $p(y|\mu(x))$:
+
+# %%
+parts = {name: value.item() for name, value in losses.term3_parts(p_y).items()}
+print(f"E KL(p(y|x) || U) = {parts['term3']:.4f}\nI(x; y)           = {parts['information']:.4f}\n"
+      f"KL(p_bar || U)    = {parts['imbalance']:.4f}\nsum of the two    = {parts['information'] + parts['imbalance']:.4f}")
+
+# %% [markdown]
+# Nearly all of term 3 is the information part; the imbalance part is small, because a split/merge
+# state has clusters of nearly equal size. So a balance term alone cannot see this local optimum.
+# What can replace term 3 is a term that *rewards* information and balance together, the
+# regularised information maximisation of RIM and IMSAT:
+#
+# $$
+# \mathcal L_{\text{info}} = \mathbb E_x H\big(p(y|x)\big) - \beta\, H(\bar p)
+# \qquad(\beta = 1:\ -I(x;y);\ \text{IMSAT uses } \beta = 4),
+# $$
+#
+# computed over each batch: `losses.batch_information`.
+
+# %%
+help(losses.batch_information)
+
+# %% [markdown]
+# ## 4. What the clusters should not care about
+#
+# A digit rotated by 10°, shifted by a pixel or drawn 5 % larger is the same digit. Nothing in
+# eq. (4) says so: the codes of a slanted and an upright 1 may lie far apart, and the mixture
+# splits them. The methods that reach 98–99 % on MNIST (IMSAT with VAT, IIC) all ask the cluster
+# assignment to stay the same under such moves. `augment.random_affine` draws one small affine move
+# per image (rotation up to ±15°, scale ±10 %, shift ±2 px), for a whole batch at once:
+
+# %%
+x = test.images[:10]
+moved = augment.random_affine(x, rotation=15, scale=0.1, shift=2, generator=torch.Generator().manual_seed(0))
+fig = plots.reconstructions_figure(x, moved)
+fig.axes[0].set_title("Ten test digits (top) and a random small move of each (bottom)")
+fig.axes[0].set_ylabel("image", rotation=0, ha="right")
+fig.axes[1].set_ylabel("moved", rotation=0, ha="right")
+fig
+
+# %% [markdown]
+# **Check 4: is the stuck model invariant?** Move every test image once and see how often its
+# cluster changes:
+
+# %%
+moved_all = augment.random_affine(test.images, rotation=15, scale=0.1, shift=2,
+                                  generator=torch.Generator().manual_seed(1))
+pred_moved, _, p_moved = vc.predict(model, moved_all, return_codes=True)
+changed = float((pred_moved != pred).mean())
+print(f"cluster changed by a small move for {changed:.1%} of test images; "
+      f"mean KL(p(y|x) || p(y|moved x)) = {losses.consistency(p_y, p_moved).item():.3f} nats")
+
+# %% [markdown]
+# The consistency term asks the classifier to give a moved image the cluster probabilities of the
+# clean one; the clean prediction is a fixed target (its gradient is stopped, as in VAT and in
+# semi-supervised consistency training):
+#
+# $$
+# \mathcal L_{\text{cons}} = \mathbb E_x\,\mathrm{KL}\big(\mathrm{sg}[p(y|\mu(x))]\ \Vert\ p(y|\mu(T(x)))\big),
+# \qquad T \text{ a random small affine move.}
+# $$
+
+# %%
+help(losses.consistency)
+
+# %% [markdown]
+# **The third ingredient: term 2 no longer trains the classifier.** In eq. (4) term 2 pulls $p(y|z)$
+# towards the mixture's responsibilities $p^*$ (section 2): the very fit that gets stuck. With its
+# weights held fixed (`term2_trains_classifier=False`), term 2 still trains the encoder and the
+# means, so each cluster keeps its Gaussian and the model stays a generator; the classifier is
+# then trained only by the information and consistency terms, which ask for confident, balanced,
+# move-invariant clusters.
+#
+# All three are settings of the same config, beside the article's (term 3 is dropped, as the
+# information term replaces it):
+
+# %%
+beyond = vc.preset("article-b", cat_weight=0.0, info_weight=1.0, consistency_weight=10.0,
+                   term2_trains_classifier=False)
+print(vc.config.config_label(beyond))
+print("the same from the command line:\n  python -m vaeclust_tutorial train --dataset mnist --out runs/beyond "
+      "--cat-weight 0 --info-weight 1 --consistency-weight 10 --no-term2-trains-classifier")
+
+# %% [markdown]
+# ## 5. What each ingredient gives
+#
+# Each row adds one ingredient to the one above, from the article's model to the configuration
+# of section 4; every run trains from a random start, end to end, without labels. The table is
+# read from the repository's `results/` (one file per run, written by
+# `python tools/results_tables.py RUN_DIR` from runs of `python tools/sweep.py`; the commands are in
+# `docs/reproduction.md`), so it shows every seed that has been run, and nothing else.
+
+# %%
+from vaeclust_tutorial import results  # noqa: E402
+from IPython.display import Markdown  # noqa: E402
+
+RESULTS = Path(vc.__file__).resolve().parent.parent / "results"   # the repository's results/
+ABLATION = {
+    "article-b": "the article's model",
+    "article-b+cat-weight=0+info-weight=1": "term 3 replaced by the information term",
+    "article-b+cat-weight=0+consistency-weight=10+info-weight=1": "+ consistency under small moves",
+    "article-b+cat-weight=0+consistency-weight=10+info-weight=1+no-term2-trains-classifier":
+        "+ term 2's weights fixed",
+}
+records = results.load_results(RESULTS)
+Markdown(results.ablation_markdown(records, ABLATION))
+
+# %% [markdown]
+# ## Summary
+#
+# * With the means fixed, terms 2 + 3 of eq. (4) are minimised by $p^*(y|x) \propto q(y)\,e^{-\mathrm{KL}_y}$:
+#   the y-part of the loss fits an equal-weight, unit-variance Gaussian mixture to the codes, and
+#   the classifier learns its responsibilities (check 1).
+# * Such a fit has cheap local optima: a class with a large direction of variation split over two
+#   components, two nearby classes sharing one. The stuck runs of notebooks 03–05 are this optimum
+#   (checks 2 and 4 measure it on the shipped model).
+# * Averaged over the data, term 3 is $I(x;y) + \mathrm{KL}(\bar p\,\Vert\,U)$: it penalises
+#   informative clusters, and its balance part barely sees a split/merge state (check 3).
+# * Three ingredients change the objective where it fails: a batch information term (confident and
+#   balanced clusters, RIM/IMSAT), consistency under small moves of the image (the invariance behind
+#   IMSAT-VAT and IIC), and term 2's weights held fixed so that the mixture fit no longer trains the
+#   classifier. The model stays the article's: one Gaussian per cluster, a classifier, a decoder.
+# * Section 5's table is read from `results/`; it says how far each ingredient goes, seed by seed.
+#
+# ## Exercises
+#
+# 1. *(derivation)* Show that $\sum_y w_y \mathrm{KL}_y + \mathrm{KL}(w\,\Vert\,q) = \mathrm{KL}(w\,\Vert\,p^*) - \log\sum_y q(y)e^{-\mathrm{KL}_y}$
+#    for any weights $w$, and conclude that $p^*$ is the minimiser. Check it numerically for one
+#    test image with `losses.cluster_kls` and a random $w$.
+# 2. *(derivation)* Prove the identity of section 3, $\mathbb E_x \mathrm{KL}(p(y|x)\Vert U) = I(x;y) + \mathrm{KL}(\bar p\Vert U)$.
+#    What does the batch information term with $\beta = 1$ become in the same notation?
+# 3. Repeat check 4 with rotations only (`scale=0, shift=0`) and with shifts only. Which kind of
+#    move changes the stuck model's clusters more often? (About a minute.)
+# 4. Repeat check 2 with $K = 12$ k-means components on the codes (the model keeps its 10 means;
+#    only the placements you fit change). Does the fit improve much? What does that say about how
+#    many components the codes "want"?
+#
+# Solutions: `notebooks/solutions.md`.
+#
+# ## References
+#
+# * Su Jianlin (2018), 变分自编码器（四）：一步到位的聚类方案 (VAE IV: one-step clustering),
+#   https://kexue.fm/archives/5887, and the author's script `vae_keras_cluster.py`,
+#   https://github.com/bojone/vae.
+# * Jiang et al. (2017), *Variational Deep Embedding* (VaDE), arXiv:1611.05148: the same mixture
+#   prior with analytic responsibilities.
+# * Krause, Perona, Gomes (2010), *Discriminative clustering by regularized information
+#   maximization* (RIM), NeurIPS.
+# * Hu et al. (2017), *Learning discrete representations via information maximizing
+#   self-augmented training* (IMSAT), arXiv:1702.08720.
+# * Ji, Henriques, Vedaldi (2019), *Invariant information clustering* (IIC), arXiv:1807.06653.
+# * Miyato et al. (2018), *Virtual adversarial training*, arXiv:1704.03976: the stopped-gradient
+#   consistency target.
