@@ -21,7 +21,7 @@
 # looks like on MNIST, and how well the *two-step* recipe clusters it: train a VAE, then run
 # k-means or a Gaussian mixture on the codes. Notebook 02 derives the *one-step* alternative.
 #
-# **Time.** About 4 minutes on a 2-core laptop CPU (3 epochs of training). With
+# **Time.** About 5 minutes on a 2-core CPU (3 epochs of training), less with more cores. With
 # `VAECLUST_QUICK=1` it runs in seconds on a subset, and every figure says so.
 
 # %%
@@ -151,8 +151,9 @@ with torch.no_grad():
 plots.reconstructions_figure(x, x_hat)
 
 # %% [markdown]
-# And samples from the prior, $z \sim \mathcal N(0, I)$, decoded. A plain VAE generates digits,
-# but it has no notion of *which* digit: nothing in eq. (1) asks for groups.
+# And samples from the prior, $z \sim \mathcal N(0, I)$, decoded. They are blurred, digit-like
+# shapes, several of them no clear digit at all; and a plain VAE has no notion of *which* digit
+# to draw: nothing in eq. (1) asks for groups.
 
 # %%
 with torch.no_grad():

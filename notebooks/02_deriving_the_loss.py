@@ -468,7 +468,8 @@ print(f"mean probability of the most likely cluster: "
 #
 # 1. Show that term 2 with the closed form is $\ge 0$ and is 0 only when $\sigma = 1$ and
 #    $\mu = \mu_y$ for every cluster with weight. Check it numerically with `vc.cluster_kl`.
-# 2. Train the toy with $K = 8$ on the four blobs. How many cluster means end up in use?
+# 2. Train the toy with $K = 8$ on the four blobs (`toy_run(n_clusters=8, seed=0)`; its argument
+#    `k` sets the number of blobs, not of clusters). How many cluster means end up in use?
 # 3. Replace the closed form by the one-sample estimator in the toy: empty the list first
 #    (`snapshots.clear()`), then `toy_run(estimator="sample", epochs=epochs, seed=0,
 #    on_epoch_end=snapshot)` and `plots.toy_figure(snapshots, toy.labels.numpy())`.

@@ -23,7 +23,7 @@
 #
 # **Time.** About a minute on a laptop CPU with the pretrained model that ships in the package.
 # Without it the notebook trains for 50 epochs: about 26 minutes on 2 cores with AVX512-BF16
-# (bf16, the default there), about twice that in fp32 (see the README's speed table), and
+# (bf16, the default there), about twice that in fp32 (docs/speed.md), and
 # re-running the notebook resumes an interrupted training.
 
 # %%
@@ -83,7 +83,8 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, "
 # reproduction runs (README, "Results"); the config above asks for that seed. `load_or_train` loads
 # the checkpoint when your config is the one it was trained with (the device and the precision
 # aside); change a field and it trains your config instead, into `runs/notebook-03/`, writing a
-# checkpoint after every epoch (about half an hour on a laptop CPU; a re-run resumes).
+# checkpoint after every epoch (for the time it takes, see the top of this notebook; a re-run
+# resumes).
 
 # %%
 model, history, metrics = load_or_train(cfg, "notebook-03")
@@ -156,8 +157,9 @@ plots.cluster_samples_figure(train.images, train_pred, model.n_clusters, labels=
 
 # %% [markdown]
 # **Generated from each cluster**: $z \sim \mathcal N(\mu_y, I)$ decoded, one row per cluster. This
-# is what a plain VAE cannot do: ask for "a 7" without a classifier on the side. Rows whose
-# cluster mixes two digits generate both.
+# is what a plain VAE cannot do: ask for "a 1" (cluster 0) without a classifier on the side. Rows
+# whose cluster mixes digits generate them all: cluster 4 draws 4s and 9s, cluster 7 draws 7s and
+# 9s, cluster 8 draws 3s, 5s and 8s.
 
 # %%
 train_majority = vc.metrics.cluster_to_class(train.labels.numpy(), train_pred, model.n_clusters)
@@ -168,12 +170,16 @@ plots.generations_figure(model, per_cluster=12, seed=0, row_names=names)
 # ## 5. The latent space
 #
 # The test codes $\mu(x)$ on their first two principal axes, coloured by the true digit (left) and
-# by the predicted cluster (right). Compare with notebook 01: the groups are further apart, because
-# term 2 pulls each code towards its own cluster's mean $\mu_y$ rather than towards one shared
-# origin (notebook 01's VAE is also a smaller model trained for 3 epochs, so compare loosely).
+# by the predicted cluster (right). Compare with notebook 01, where the codes formed one
+# continuous cloud: here they fall into three separate groups (4, 7 and 9; 0 and 6; the other
+# digits), because term 2 pulls each code towards its own cluster's mean $\mu_y$ rather than
+# towards one shared origin (notebook 01's VAE is also a smaller model trained for 3 epochs, so
+# compare loosely). Inside a group the digits still overlap in this projection.
 # The crosses are the cluster means $\mu_y$ in the same projection, in the colour of the digit
-# the Hungarian match gives each cluster. A projection on two of twenty axes can put codes
-# or means on top of each other that lie apart in $\mathbb R^{20}$.
+# the Hungarian match gives each cluster. Cluster 8, which mixes 3, 5 and 8, is matched to 9, the
+# digit that wins no cluster, so its cyan cross sits among the 3s, 5s and 8s, not among the 9s.
+# A projection on two of twenty axes can put codes or means on top of each other that lie apart
+# in $\mathbb R^{20}$.
 
 # %%
 plots.latent_figure(mu, test.labels.numpy(), pred, classes=test.classes, means=model.means)
@@ -224,8 +230,9 @@ if vc.is_quick():
 # * The article's model (version B) clusters MNIST in one training run, with no pretraining and
 #   no second step; each image's cluster is $\arg\max_y p(y\,|\,\mu(x))$.
 # * Purity is the article's score, Hungarian accuracy the deep-clustering literature's; they
-#   agree unless a digit is the majority of two clusters. Adding clusters inflates purity always,
-#   Hungarian accuracy sometimes (when a mixed cluster is split), so compare at the same $K$.
+#   agree unless a digit is the majority of two clusters. Adding clusters never lowers purity
+#   (and usually raises it), and raises Hungarian accuracy sometimes (when a mixed cluster is
+#   split), so compare at the same $K$.
 # * The contingency matrix, read out in words, shows where a run goes wrong: digits that share a
 #   cluster, a digit the majority of two.
 # * The article's two figures: members of each cluster, and images generated from each cluster's

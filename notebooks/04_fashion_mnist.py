@@ -24,7 +24,7 @@
 #
 # **Time.** About a minute on a laptop CPU with the pretrained model that ships in the package.
 # Without it the notebook trains for 50 epochs: about 26 minutes on 2 cores with AVX512-BF16
-# (bf16, the default there), about twice that in fp32 (see the README's speed table), and
+# (bf16, the default there), about twice that in fp32 (see docs/speed.md), and
 # re-running the notebook resumes an interrupted training.
 
 # %%
@@ -141,9 +141,10 @@ plots.generations_figure(model, per_cluster=12, seed=0, row_names=names)
 # ## 5. The latent space
 #
 # The test codes $\mu(x)$ on their first two principal axes, by true class (left) and by cluster
-# (right), with the cluster means $\mu_y$ as crosses. Trousers, footwear (sandals, sneakers,
-# ankle boots) and bags sit apart from the upper-body garments, which overlap: the mixed
-# clusters of section 3 are where the overlap is.
+# (right), with the cluster means $\mu_y$ as crosses. Trousers sit apart; footwear (sandals,
+# sneakers, ankle boots) lies on the far side, with bags between it and the upper-body garments.
+# The upper-body garments overlap one another, and so do the kinds of footwear (sandals lie along
+# both the sneakers and the ankle boots): the mixed clusters of section 3 are where these overlaps are.
 
 # %%
 plots.latent_figure(mu, test.labels.numpy(), pred, classes=test.classes, means=model.means)

@@ -131,8 +131,9 @@ for K in (4, 8):
 
 # %% [markdown]
 # The two final latent planes side by side (crosses: cluster means; shaded: where the classifier
-# picks each cluster). With $K = 8$, look for blobs cut in two by a region boundary, and for
-# means that no blob uses.
+# picks each cluster). With $K = 8$, the grey regions and crosses are the four clusters the
+# Hungarian match leaves without a blob: look for blobs cut by a region boundary into a coloured
+# and a grey part, and for grey means inside a blob, next to (or on top of) that blob's own mean.
 
 # %%
 fig = plots.toy_figure(last, toy.labels.numpy())
@@ -188,9 +189,10 @@ print(f"mixed clusters whose two largest blobs are neighbours on the circle: {ne
 # ## 5. The local optimum
 #
 # The MNIST runs that end well below the article end in one kind of state (notebook 03 prints the
-# pieces of the shipped run): a digit spread over two clusters (upright and slanted 1s, say) while
-# two other digits share one (4 and 9, or 3 and 5). Call it a *split/merge* state. Its loss can be
-# close to that of the right partition, and gradient descent does not leave it. Why?
+# pieces of the shipped run): a digit spread over two clusters (3 there; upright and slanted 1s
+# would be another case) while two other digits share one (4 and 9 there, or 3 and 5). Call it
+# a *split/merge* state. Its loss can be close to that of the right partition, and gradient
+# descent does not leave it. Why?
 #
 # **The $y$-part of the loss fits a Gaussian mixture.** Notebook 02 showed that with the means
 # fixed, terms 2 + 3 are smallest at
@@ -264,6 +266,11 @@ for a, b in zip(snapshots[worst], snapshots[worst][1:]):
     print(f"epoch {a['epoch']} -> {b['epoch']}: {(a['clusters'] != b['clusters']).mean():.1%} of the codes change cluster")
 
 # %% [markdown]
+# The partition is not frozen: the lines above count the codes that change cluster between
+# pictures, and the crosses still drift late in training. But at the last picture some blobs have
+# no cross of their own while other crosses sit in pairs: within this budget the drift has not
+# carried a spare component to an empty blob.
+#
 # Its contingency matrix (rows in the order of the Hungarian match, so a perfect clustering would
 # be a diagonal), read out in words:
 
@@ -388,9 +395,10 @@ print("at 5 %: " + (" and ".join(passed) + " passed" if passed else "neither tes
 #
 # ## 8. The full-size runs
 #
-# The table below is generated from `results/*.json`, one file per finished 50-epoch run, by
-# `python tools/results_tables.py` (docs/reproduction.md). Each file holds the configuration,
-# the device, the code's git commit, the per-epoch history and the final scores. One row:
+# The table below is read from `results/*.json`, one file per finished run (`results.scores_markdown`;
+# the full table, with devices and times, is `results/summary.md`, written by
+# `python tools/results_tables.py`, docs/reproduction.md). Each file holds the configuration,
+# the device, the code's git commit, the per-epoch history and the final scores. One run:
 # `python -m vaeclust_tutorial train --dataset mnist --config article-b --seed 1 --epochs 50 --precision fp32 --out runs/mnist-article-b-seed1`
 # (`--precision fp32`: the default, `auto`, trains in bf16 on CPUs that have it, and lands in a bf16 row),
 # then `python tools/results_tables.py runs/mnist-article-b-seed1`.
@@ -401,7 +409,8 @@ from IPython.display import Markdown, display  # noqa: E402
 RESULTS = Path(vc.__file__).resolve().parent.parent / "results"   # the repository's results/
 records, tables = results.load_results(RESULTS), results.read_summary(RESULTS)
 print(f"{len(records)} finished run(s) recorded")
-Markdown(tables["summary"])
+configs = ("article-a", "article-b", "article-c", "article-b+kmeans-e5")
+Markdown(results.scores_markdown(records, {c: c for c in configs}))
 
 # %% [markdown]
 # Where does the article's single number fall among our seeds? For each configuration with
@@ -419,11 +428,9 @@ for dataset, article in (("mnist", 0.845), ("fashion-mnist", 0.606)):
                   f"mean {mean:.3f} ± {std:.3f}; article {article:.3f} is {(article - mean) / std:+.1f} std away")
 
 # %% [markdown]
-# Read this with the per-seed spread in mind. On MNIST each version's spread is several points,
-# and a first Keras port of the author's script, run once per version while this project was
-# built (its results files are not in this repository), landed on opposite sides of our seeds
-# for A and B (72.6 % and 84.7 %). Is the author's script itself better than this PyTorch package? An independent
-# Keras 3 port (`benchmarks/keras_reference.py`), run with other seeds, answers it:
+# Read this with the per-seed spread in mind: on MNIST each version's spread is several points.
+# Is the author's script itself better than this PyTorch package? A Keras 3 port of it
+# (`benchmarks/keras_reference.py`), run with other seeds, answers it:
 
 # %%
 import json  # noqa: E402
@@ -438,7 +445,7 @@ for path in sorted((RESULTS / "keras").glob("*.json")):
 # checked.
 #
 # **Does bf16 change the results?** On a CPU with AVX512-BF16, `--precision auto` trains in
-# bf16 (weights, optimiser state and loss stay fp32) about twice as fast (README, "Speed").
+# bf16 (weights, optimiser state and loss stay fp32) about twice as fast (docs/speed.md).
 # The same seeds, trained both ways, against the fp32 seeds' spread:
 
 # %%
@@ -456,7 +463,10 @@ for config in ("article-a", "article-b"):
 
 # %% [markdown]
 # Same seeds do not give the same run: rounding differs from the first step and training
-# amplifies it. What matters is that the bf16 seeds fall inside the fp32 seeds' spread.
+# amplifies it. What matters is whether the bf16 seeds fall inside the fp32 seeds' spread. All
+# but one do: `article-b` seed 4 in bf16 (0.726) lies 2.2 points below the lowest fp32 seed, though
+# within two standard deviations of the fp32 mean. For both versions the bf16 and fp32 means differ
+# by less than one fp32 standard deviation (0.791 against 0.818, 0.775 against 0.777).
 
 # %% [markdown]
 # ## 9. Clusters sooner: a k-means start (not the article's)
@@ -481,14 +491,15 @@ for init in ("zeros", "kmeans"):
 # %% [markdown]
 # On MNIST, the same three seeds of `article-b` in bf16 with each start (the k-means runs come from
 # `python -m vaeclust_tutorial train --dataset mnist --config article-b --epochs 30 --seed 0 --cluster-init kmeans --out runs/kmeans/mnist-article-b-kmeans-seed0`,
-# seeds 0 to 2, collected with `python tools/results_tables.py runs/kmeans/*`): test purity by
+# seeds 0 to 2, and for the start after epoch 5 the same with `--epochs 20 --cluster-init-epoch 5`
+# and its own `--out` folder; collected with `python tools/results_tables.py runs/kmeans/*`): test purity by
 # epoch, and the first epoch at which each run reached each level.
 
 # %%
 curves = results.purity_curves(records, "mnist", "article-b", "bf16", seeds=(0, 1, 2))
 if curves:
     display(plots.purity_curves_figure(curves, target=0.845, target_label="the article: 84.5 %",
-                                       title="test purity by epoch: bf16, this CPU"))
+                                       title="test purity by epoch (bf16)"))
 Markdown(tables["First epoch at or above each test purity"])
 
 # %% [markdown]
@@ -506,11 +517,10 @@ print(results.purity_at_epochs(curves, (1, 5, 6, 10, 20, 30)))
 # end of its 20-epoch runs (about 2.5 points at epoch 20, with one of the three seeds level):
 # it reaches in 20 epochs the level the article's start reaches in about 25.
 #
-# **To 50 epochs.** Does the start after epoch 5 also end higher? Eight seeds ran the whole
-# 50 epochs in fp32 on a GPU lent to one session, five of them at once
-# (`python tools/sweep.py mnist:article-b+kmeans-e5:0-4 --jobs 5 --device cuda`;
-# seeds 5 to 7 stopped at epochs 48 and 49 when that session's GPU time ran out and finished on
-# the CPU, in fp32). Beside them, the five fp32 seeds of the article's start (results table):
+# **To 50 epochs.** Does the start after epoch 5 also end higher? Eight seeds (0 to 7) ran the
+# whole 50 epochs in fp32 (`python tools/sweep.py mnist:article-b+kmeans-e5:0-7 --precision fp32`;
+# on a GPU, `--device cuda --jobs 5` runs five at once). Beside them, the five fp32 seeds of the
+# article's start (results table):
 
 # %%
 curves = results.purity_curves(records, "mnist", "article-b", "fp32")
@@ -520,7 +530,7 @@ if curves:
 print(results.purity_at_epochs(curves, (5, 10, 20, 30, 40, 50)))
 
 # %% [markdown]
-# Ahead at every epoch, and the gap closes: at epoch 10 the k-means start is at 71.7 % on
+# Ahead at every epoch from the k-means start (epoch 5) on, and the gap closes: at epoch 10 the k-means start is at 71.7 % on
 # average against 65.1 %, at epoch 20 at 75.0 % against 71.3 %, at epoch 40 at 77.9 % against
 # 76.8 %, and at epoch 50 at 78.8 ± 2.4 % (8 seeds) against 77.7 ± 2.9 % (5 seeds): one point,
 # well inside the seeds' spread. It reaches at epoch 40 the level where the article's start

@@ -190,9 +190,9 @@ def test_ablation_table_reports_every_seed_and_the_rows_not_run():
 
     records = [record(0, 0.90, info_weight=1.0), record(1, 0.80, info_weight=1.0),
                record(0, 0.70), record(0, 0.75, precision="bfloat16")]
-    table = results.ablation_markdown(records, {"article-b": "article", "article-b+info-weight=1": "info",
+    table = results.scores_markdown(records, {"article-b": "article", "article-b+info-weight=1": "info",
                                                 "article-b+consistency-weight=10": "cons"}, datasets=("mnist",))
     lines = table.splitlines()
-    assert lines[2].startswith("| mnist | article | 1 | 10 | fp32 | 70.0 ± 0.0 |")      # fp32 preferred
+    assert lines[2].startswith("| mnist | article | 1 | 10 | fp32 | 70.0 | 70.0 |")      # fp32 preferred; one run, no ±
     assert lines[3].startswith("| mnist | info | 2 | 10 | fp32 | 85.0 ± 7.1 |") and lines[3].endswith("| 0: 90.0, 1: 80.0 |")
     assert "| cons | 0 |" in lines[4] and "not run yet" in lines[4]

@@ -117,19 +117,19 @@ def training_curves_figure(history: list) -> Figure:
     epochs = [h["epoch"] for h in history]
     ax_loss.plot(epochs, [h["loss"] for h in history], label="total")
     ax_loss.plot(epochs, [h["reconstruction"] for h in history], label="reconstruction")
-    ax_loss.set(title="loss (batch mean)", xlabel="epoch")
+    ax_loss.set(title="loss (batch mean)", xlabel="epoch", ylabel="nats per image (up to constants)")
     ax_loss.legend()
     skip = ("epoch", "loss", "reconstruction", "seconds")
     for term in [k for k in history[0] if k not in skip and not k.startswith(("test_", "kmeans_"))]:
         ax_terms.plot(epochs, [h[term] for h in history], label=term.replace("_", " "))
-    ax_terms.set(title="the other terms", xlabel="epoch")
+    ax_terms.set(title="the other terms", xlabel="epoch", ylabel="weighted term, batch mean")
     ax_terms.legend()
     for key, label in (("test_purity", "purity"), ("test_accuracy", "Hungarian accuracy"),
                        ("test_nmi", "NMI"), ("test_ari", "ARI")):
         pts = [(h["epoch"], h[key]) for h in history if key in h]
         if pts:
             ax_metric.plot(*zip(*pts), marker=".", label=label)
-    ax_metric.set(title="test metrics", xlabel="epoch", ylim=(0, 1))
+    ax_metric.set(title="test metrics", xlabel="epoch", ylabel="score on the test split", ylim=(0, 1))
     ax_metric.legend()
     return fig
 
@@ -243,11 +243,13 @@ def latent_figure(mu, labels, clusters=None, classes=None, means=None, max_point
         ax.scatter(xy[:, 0], xy[:, 1], c=[palette[v] for v in values], s=2, alpha=0.6, rasterized=True)
         present = np.unique(values)
         handles = [Line2D([], [], ls="", marker="o", ms=4, color=palette[v]) for v in present]
-        ax.legend(handles, [legend[v] for v in present], fontsize=6, loc="best", ncol=2)
+        ax.legend(handles, [legend[v] for v in present], fontsize=7.5, loc="best", ncol=2)
         if means is not None:
             m_xy = (_numpy(means) - centre) @ axes.T
-            ax.scatter(m_xy[:, 0], m_xy[:, 1], marker="X", s=110, c=colours, edgecolors="black", linewidths=1.2,
-                       label="cluster means")
+            matched = np.array([c.startswith("C") for c in colours], dtype=bool)
+            for keep_ in (~matched, matched):                                      # matched crosses on top
+                ax.scatter(m_xy[keep_, 0], m_xy[keep_, 1], marker="X", s=110, c=[c for c, k_ in zip(colours, keep_) if k_],
+                           edgecolors="black", linewidths=1.2)
         ax.set(title=f"latent means (PCA), coloured by {title}", xlabel="principal axis 1",
                ylabel="principal axis 2", xticks=[], yticks=[])
     return fig
@@ -321,9 +323,9 @@ def toy_figure(snapshots: list, labels) -> Figure:
         rgba = np.array([to_rgba(c, 0.2) for c in colours])[s["regions"]]
         ax.imshow(rgba, origin="lower", extent=(-lim, lim, -lim, lim))
         ax.scatter(s["mu"][:, 0], s["mu"][:, 1], c=[class_colour(c) for c in labels], s=3)
-        ax.scatter(s["means"][:, 0], s["means"][:, 1], marker="X", s=90, c=colours, edgecolors="black",
-                   linewidths=1.2)
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], title=f"epoch {s['epoch']}",
-               xlabel="$z_1$")
+        for j in sorted(range(k), key=lambda j: colours[j].startswith("C")):   # matched crosses on top
+            ax.scatter(*s["means"][j], marker="X", s=90, c=colours[j], edgecolors="black", linewidths=1.2)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=f"epoch {s['epoch']}", xlabel="$z_1$")
+        ax.tick_params(labelsize=7)
     axes[0].set_ylabel("$z_2$")
     return fig

@@ -92,15 +92,17 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
 
 
 def _mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.1f} ± {100 * std:.1f}"
+    """In %: "mean ± std" over several runs, the value alone for one (no spread to show)."""
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def ablation_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist")) -> str:
+def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist")) -> str:
     """A Markdown table, one line per (dataset, config of ``rows``, epochs): the test scores over
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
-    (:func:`config_label`) to what that row adds; fp32 runs are shown where a config has them,
-    else bf16. Configs with no runs say so. Notebook 06."""
+    (:func:`config_label`) to the name the row shows (what it adds, in an ablation); fp32 runs are
+    shown where a config has them, else bf16. Configs with no runs say so. Notebooks 05 and 06."""
     lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % | each seed: Hungarian % |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for dataset in datasets:
