@@ -356,8 +356,9 @@ print(f"two steps with {' and with '.join(ahead_everywhere)} clustered better th
 # Notebook 01 fitted the two-step recipe once, to a plain VAE trained for 3 epochs (not the same
 # budget), and found the Gaussian mixture a strong baseline. The equal-budget comparison on
 # images (a plain `article-b` VAE trained for 50 epochs, then k-means and a Gaussian mixture on
-# its codes, over the same seeds) is not in `results/`, so this notebook draws no conclusion on
-# MNIST.
+# its codes, over the same seeds) is not in `results/` yet, so this notebook draws no conclusion on
+# MNIST. `python tools/two_step.py mnist --seeds 0-4 --epochs 50` runs it and writes one file per
+# seed to `results/two-step/`.
 #
 # ## 7. The closed-form (hybrid) estimator against the one-sample estimator
 #

@@ -69,3 +69,25 @@ def test_notebook_table_reads_titles_and_stamps(tmp_path):
     assert run_notebooks.timing_table(tmp_path).splitlines()[2:] == [
         "| [`01_a.ipynb`](notebooks/01_a.ipynb) | Title a | 1.5 min |",
         "| [`02_b.ipynb`](notebooks/02_b.ipynb) | Title b | not executed |"]
+
+
+def test_two_step_baseline_writes_one_file_per_seed_and_skips_finished_ones(tmp_path, capsys):
+    from tools import two_step
+
+    argv = ["mnist", "--seeds", "0", "--epochs", "1", "--network", "article-a", "--device", "cpu",
+            "--out", str(tmp_path)]
+    assert two_step.main(argv) == 0
+    path = tmp_path / "mnist-article-a-vae1-seed0.json"
+    record = json.loads(path.read_text())
+    assert record["quick"] is True and record["epochs"] == 1 and len(record["history"]) == 1
+    assert set(record["test"]) == {"k-means", "Gaussian mixture"}
+    assert 0.0 < record["test"]["k-means"]["accuracy"] <= 1.0 and record["test"]["k-means"]["n_samples"] == 1000
+    assert two_step.main(argv) == 0 and "done earlier, skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [(["mnist", "--seeds", "4-2"], "seeds '4-2' are not like"),
+                                           (["mnist", "--epochs", "0"], "--epochs must be >= 1")])
+def test_two_step_baseline_rejects_bad_options(argv, message, capsys, tmp_path):
+    from tools import two_step
+
+    assert two_step.main([*argv, "--out", str(tmp_path)]) == 2 and message in capsys.readouterr().err
