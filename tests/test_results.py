@@ -196,3 +196,18 @@ def test_ablation_table_reports_every_seed_and_the_rows_not_run():
     assert lines[2].startswith("| mnist | article | 1 | 10 | fp32 | 70.0 | 70.0 |")      # fp32 preferred; one run, no ±
     assert lines[3].startswith("| mnist | info | 2 | 10 | fp32 | 85.0 ± 7.1 |") and lines[3].endswith("| 0: 90.0, 1: 80.0 |")
     assert "| cons | 0 |" in lines[4] and "not run yet" in lines[4]
+
+
+def test_config_labels_name_presets_settings_and_old_records():
+    from vaeclust_tutorial.config import config_label, preset
+
+    assert config_label(preset("article-c")) == "article-c"
+    assert config_label(preset("article-b", info_weight=1.0, cat_weight=0.0)) == "article-b+cat-weight=0+info-weight=1"
+    assert config_label(preset("article-c", lam=5.0)) == "article-c+lam=5"
+    # a record without the newer fields takes its network's preset, not the defaults (article-b's)
+    assert config_label({"network": "article-c"}) == "article-c"
+    assert config_label({"network": "article-b", "cluster_init": "kmeans", "cluster_init_epoch": 5}) == "article-b+kmeans-e5"
+    # close values stay apart
+    assert config_label(preset("article-b", lr=0.00123456789)) != config_label(preset("article-b", lr=0.00123457))
+    with pytest.raises(ValueError, match="unknown config field"):
+        config_label({"network": "article-b", "model": "article-b"})

@@ -22,19 +22,19 @@ def setup_cell(notebook: Path) -> str:
 
 
 def test_every_notebook_has_the_same_setup_cell():
-    first = setup_cell(NOTEBOOKS[0])
+    def install_part(cell):      # the cell installs, then imports what each notebook needs
+        return cell[:cell.index("\n", cell.index("subprocess.check_call"))]
+
+    first = install_part(setup_cell(NOTEBOOKS[0]))
     assert "VAECLUST_SOURCE" in first and "Path.cwd().parent)" not in first
     for notebook in NOTEBOOKS[1:]:
-        # the cell installs and then imports what each notebook needs: compare the install part
-        install = setup_cell(notebook).split("subprocess.check_call")[0]
-        assert install == first.split("subprocess.check_call")[0], notebook.name
+        assert install_part(setup_cell(notebook)) == first, notebook.name
 
 
 @pytest.fixture(scope="module")
-def colab_like(tmp_path_factory):
-    """A fresh venv that sees this environment's packages (torch, numpy, ...) but not ours, like
-    Colab; and the package as a wheel, one of the sources docs/colab.md documents."""
-    tmp = tmp_path_factory.mktemp("colab")
+def wheel(tmp_path_factory):
+    """The package as a wheel, one of the sources docs/colab.md documents."""
+    tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"          # a copy: building writes build/ and *.egg-info/ beside the sources
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -43,7 +43,14 @@ def colab_like(tmp_path_factory):
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     str(source), "-w", str(tmp / "dist")], check=True, cwd=tmp)
-    wheel = next((tmp / "dist").glob("vaeclust_tutorial-*.whl"))
+    return next((tmp / "dist").glob("vaeclust_tutorial-*.whl"))
+
+
+@pytest.fixture
+def colab_like(tmp_path, wheel):
+    """A fresh venv per test that sees this environment's packages (torch, numpy, ...) but not
+    ours, like Colab."""
+    tmp = tmp_path
     subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(tmp / "venv")],
                    check=True)      # pip, like torch, comes with the preinstalled packages
     python = tmp / "venv" / "bin" / "python"

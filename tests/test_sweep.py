@@ -150,3 +150,17 @@ def test_sigterm_to_a_sweep_stops_the_runs_it_started(tmp_path):
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     time.sleep(0.2)
     assert _processes_mentioning(f"{runs}/mnist-article-a-seed0") == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("mnist:article-b+info-weight=1+info-weight=2:0", "info-weight set more than once"),
+    ("mnist:article-b+kmeans-e5+kmeans-e7:0", "kmeans set more than once"),
+])
+def test_a_setting_given_twice_is_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_spec(text)
+
+
+def test_a_late_kmeans_start_is_left_to_the_sweeps_epochs():
+    spec, = parse_spec("mnist:article-b+kmeans-e60:0")      # the preset's 50 epochs do not decide
+    assert spec.name == "mnist-article-b+kmeans-e60-seed0"

@@ -71,13 +71,14 @@ def test_notebook_table_reads_titles_and_stamps(tmp_path):
         "| [`02_b.ipynb`](notebooks/02_b.ipynb) | Title b | not executed |"]
 
 
+@pytest.mark.slow
 def test_two_step_baseline_writes_one_file_per_seed_and_skips_finished_ones(tmp_path, capsys):
     from tools import two_step
 
     argv = ["mnist", "--seeds", "0", "--epochs", "1", "--network", "article-a", "--device", "cpu",
             "--out", str(tmp_path)]
     assert two_step.main(argv) == 0
-    path = tmp_path / "mnist-article-a-vae1-seed0.json"
+    path = tmp_path / "mnist-article-a-vae1-lam5-seed0.json"
     record = json.loads(path.read_text())
     assert record["quick"] is True and record["epochs"] == 1 and len(record["history"]) == 1
     assert set(record["test"]) == {"k-means", "Gaussian mixture"}
@@ -91,3 +92,15 @@ def test_two_step_baseline_rejects_bad_options(argv, message, capsys, tmp_path):
     from tools import two_step
 
     assert two_step.main([*argv, "--out", str(tmp_path)]) == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_step_baseline_seeds_its_weights_whatever_ran_before(tmp_path):
+    from tools import two_step
+
+    base = ["mnist", "--epochs", "1", "--network", "article-a", "--device", "cpu"]
+    assert two_step.main([*base, "--seeds", "0-1", "--out", str(tmp_path / "both")]) == 0
+    assert two_step.main([*base, "--seeds", "1", "--out", str(tmp_path / "alone")]) == 0
+    name = "mnist-article-a-vae1-lam5-seed1.json"
+    after, alone = (json.loads((tmp_path / d / name).read_text()) for d in ("both", "alone"))
+    assert after["history"] == alone["history"]

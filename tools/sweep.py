@@ -50,7 +50,8 @@ class RunSpec:
         """The config as results files name it (``config.config_label``): ``article-b``,
         ``article-b+kmeans-e5``, ``article-b+info-weight=1``."""
         return config_label(config_from_args(build_parser().parse_args(
-            ["train", "--dataset", self.dataset, "--out", "-", "--config", self.config, *self.options]), quick=False))
+            ["train", "--dataset", self.dataset, "--out", "-", "--config", self.config, "--epochs", "1000",
+             *self.options]), quick=False))
 
     @property
     def name(self) -> str:
@@ -93,21 +94,35 @@ def parse_spec(text: str) -> list[RunSpec]:
     config, *extra = config.split("+")
     if config not in PRESETS:
         raise ValueError(f"run spec {text!r}: unknown config {config!r}; valid configs are {list(PRESETS)}")
+    names = [part.split("=")[0].removeprefix("no-") if not part.startswith("kmeans") else "kmeans" for part in extra]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"run spec {text!r}: {', '.join(repeated)} set more than once; give each setting once")
     options = tuple(o for part in extra for o in _part_options(text, part))
-    try:
+    try:             # the values are checked here; the epochs against a k-means start, by train
         config_from_args(build_parser().parse_args(
-            ["train", "--dataset", dataset, "--out", "-", "--config", config, *options]))
+            ["train", "--dataset", dataset, "--out", "-", "--config", config, "--epochs", "1000", *options]),
+            quick=False)
     except SystemExit:      # argparse has printed what is wrong with the value
         raise ValueError(f"run spec {text!r}: a setting's value is invalid (see above)") from None
-    values: list[int] = []
-    for chunk in seeds.split(","):
+    except ValueError as exc:
+        raise ValueError(f"run spec {text!r}: {exc}") from None
+    try:
+        values = parse_seeds(seeds)
+    except ValueError as exc:
+        raise ValueError(f"run spec {text!r}: {exc}; {fix}") from None
+    return [RunSpec(dataset, config, s, options) for s in values]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``3``, ``0-4`` or ``0,2,5`` -> the seeds, in order, without repeats."""
+    seeds: list[int] = []
+    for chunk in text.split(","):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", chunk.strip())
         if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
-            raise ValueError(f"run spec {text!r}: seeds {seeds!r} are not like 3, 0-4 or 0,2,5; {fix}")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        values.extend(range(lo, hi + 1))
-    return [RunSpec(dataset, config, s, options) for s in dict.fromkeys(values)]
+            raise ValueError(f"seeds {text!r} are not like 3, 0-4 or 0,2,5")
+        seeds.extend(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+    return list(dict.fromkeys(seeds))
 
 
 def train_command(spec: RunSpec, out: Path, epochs: int, device: str, precision: str) -> list[str]:

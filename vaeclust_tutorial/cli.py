@@ -126,9 +126,9 @@ def cmd_prepare(args):
     data.prepare(args.dataset, args.data_dir)
 
 
-def config_from_args(args, quick: bool = True) -> TrainConfig:
-    """The preset of ``--config`` with every option given on the command line applied (and, with
-    ``quick``, shrunk in quick mode; tools/sweep.py names runs by the config as given)."""
+def config_from_args(args, *, quick: bool = True) -> TrainConfig:
+    """The preset of ``--config`` with every option given on the command line applied, and, with
+    ``quick``, shrunk in quick mode (``quick=False``: the config as given, which names a run)."""
     from .config import apply_quick, preset
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)

@@ -156,24 +156,32 @@ def _as_option(name: str, value) -> str:
     flag = name.replace("_", "-")
     if isinstance(value, bool):
         return flag if value else f"no-{flag}"
-    return f"{flag}={value:g}" if isinstance(value, float) else f"{flag}={value}"
+    return f"{flag}={value:.10g}" if isinstance(value, float) else f"{flag}={value}"
 
 
 def config_label(cfg: TrainConfig | dict) -> str:
     """How runs and results files name a config: the preset it equals (``article-b``); else the
     nearest preset and the settings that differ from it, as ``train`` spells them
     (``article-b+cat-weight=0+info-weight=1``); then ``+kmeans-eN`` for the k-means start after
-    epoch N. A dict may leave fields out (records written before they existed): the defaults.
+    epoch N. A dict may leave fields out (records written before they existed): they take the
+    values of its network's preset.
     """
-    d = cfg.to_dict() if isinstance(cfg, TrainConfig) else {**TrainConfig().to_dict(), **cfg}
-    model = {k: v for k, v in d.items() if k not in RUN_FIELDS}
     defaults = TrainConfig().to_dict()
+    if isinstance(cfg, TrainConfig):
+        d = cfg.to_dict()
+    else:
+        unknown = sorted(set(cfg) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}; valid fields are {sorted(defaults)}")
+        d = {**defaults, **PRESETS.get(cfg.get("network"), {}), **cfg}
+    model = {k: v for k, v in d.items() if k not in RUN_FIELDS}
 
     def differences(name):
         ref = {**defaults, **PRESETS[name]}
         return [_as_option(k, v) for k, v in sorted(model.items()) if v != ref[k]]
 
-    base = min(PRESETS, key=lambda name: len(differences(name)))     # ties: the first preset
+    # the nearest preset; ties go to the preset of the config's own network
+    base = min(PRESETS, key=lambda name: (len(differences(name)), PRESETS[name]["network"] != d["network"]))
     start = "" if d["cluster_init"] == "zeros" else f"+{d['cluster_init']}-e{d['cluster_init_epoch']}"
     return "+".join([base, *differences(base)]) + start
 

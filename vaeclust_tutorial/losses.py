@@ -181,8 +181,8 @@ def optimal_assignment(mu, logvar, means):
               \qquad \mathrm{KL}_y = \mathrm{KL}\big(N(\mu, \sigma^2) \,\Vert\, N(\mu_y, I)\big)
 
     for the uniform q(y) = 1/K, shape (B, K). Over a free weight vector w (one per x, the same
-    for every z of p(z|x), as the closed form of :func:`cluster_kl` sees it),
-    ``cluster_kl(mu, logvar, means, w) + categorical_kl(w.log())`` equals
+    for every z of p(z|x), as the closed form of :func:`cluster_kl` sees it), for one x (both
+    functions average over the batch) ``cluster_kl(mu, logvar, means, w) + categorical_kl(w.log())`` equals
     :math:`\mathrm{KL}(w \Vert p^*) - \log \sum_y \tfrac1K e^{-\mathrm{KL}_y}`: smallest at
     :math:`w = p^*`, where it is the log-sum-exp. It is the responsibility of the Gaussian mixture
     q(z) with equal weights and unit covariance: the sigma part of :math:`\mathrm{KL}_y` is the

@@ -83,7 +83,8 @@ def hungarian_accuracy(labels_true, labels_pred) -> float:
 def hungarian_match(matrix) -> np.ndarray:
     """The class each cluster gets in the best one-to-one map of a (K, C) contingency matrix
     (the map Hungarian accuracy scores); -1 for a cluster left without a class (K > C).
-    The figures colour and order clusters by it, so a cluster looks like the class it stands for.
+    The figures colour and order clusters by it, so a cluster looks like the class it stands for
+    (notebooks 01-06; notebook 06 orders the generations by it).
 
     >>> hungarian_match([[0, 9], [8, 1], [3, 0]]).tolist()
     [1, 0, -1]

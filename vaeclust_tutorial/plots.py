@@ -26,7 +26,7 @@ def _figure(figsize) -> Figure:
 
 
 def class_colour(c: int) -> str:
-    """The colour of class ``c`` in every figure: matplotlib's tab10 cycle (C0..C9)."""
+    """The colour of class ``c`` in every figure: matplotlib's tab10 cycle (C0..C9). Notebook 01."""
     return f"C{c % 10}"
 
 
@@ -37,7 +37,7 @@ def cluster_colours(labels, clusters, n_clusters: int) -> list:
     from .metrics import contingency, hungarian_match
 
     match = hungarian_match(contingency(labels, clusters, n_clusters=n_clusters))
-    greys = iter(np.linspace(0.0, 0.3, max(1, int((match < 0).sum()))))   # darker than C7
+    greys = iter(np.linspace(0.15, 0.35, max(1, int((match < 0).sum()))))   # darker than C7 (0.5 grey)
     return [class_colour(c) if c >= 0 else str(round(float(next(greys)), 2)) for c in match]
 
 
@@ -209,12 +209,6 @@ def pca_axes(x) -> tuple[np.ndarray, np.ndarray]:
     centre = x.mean(0)
     _, _, vt = np.linalg.svd(x - centre, full_matrices=False)
     return centre, vt[:2]
-
-
-def pca_2d(x) -> np.ndarray:
-    """Project rows of x (N, d) on their first two principal axes."""
-    centre, axes = pca_axes(x)
-    return (np.asarray(x, dtype=np.float64) - centre) @ axes.T
 
 
 def latent_figure(mu, labels, clusters=None, classes=None, means=None, max_points: int = 5000,

@@ -101,20 +101,20 @@ def _mean_std(values: list[float]) -> str:
 def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist")) -> str:
     """A Markdown table, one line per (dataset, config of ``rows``, epochs): the test scores over
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
-    (:func:`config_label`) to the name the row shows (what it adds, in an ablation); fp32 runs are
-    shown where a config has them, else bf16. Configs with no runs say so. Notebooks 05 and 06."""
+    (:func:`config_label`) to the name the row shows (what it adds, in an ablation); for each
+    number of epochs, the fp32 runs where there are any, else the bf16 ones. Configs with no runs say so. Notebooks 05 and 06."""
     lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % | each seed: Hungarian % |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for dataset in datasets:
         for label, what in rows.items():
             runs = [r for r in records if r["dataset"] == dataset and config_label(r) == label]
-            tags = {precision_tag(r) for r in runs}
-            runs = [r for r in runs if precision_tag(r) == ("fp32" if "fp32" in tags else "bf16")]
             if not runs:
                 lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |")
                 continue
             for epochs in sorted({r["epochs"] for r in runs}):
-                group = sorted((r for r in runs if r["epochs"] == epochs), key=lambda r: r["seed"])
+                same = [r for r in runs if r["epochs"] == epochs]
+                tag = "fp32" if any(precision_tag(r) == "fp32" for r in same) else "bf16"
+                group = sorted((r for r in same if precision_tag(r) == tag), key=lambda r: r["seed"])
                 test = [r["test"] for r in group]
                 seeds = ", ".join(f"{r['seed']}: {100 * r['test']['accuracy']:.1f}" for r in group)
                 lines.append(f"| {dataset} | {what} | {len(group)} | {epochs} | {precision_tag(group[0])} | "
