@@ -7,6 +7,7 @@ frameworks in subprocesses, so their pure parts load in the project's environmen
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,68 @@ def test_conv_ceiling_replays_every_convolution_of_a_step_forward_and_backward(b
     assert last["gflops"] * last["ms"] / 1e3 == pytest.approx(by_hand)
     forward_flop = sum(c["gflops"] * c["ms"] / 1e3 for c in result["calls"] if c["pass"] == "forward")
     assert result["gflop_per_step"] == pytest.approx(3 * forward_flop, rel=0.02)   # backward ~ 2 x forward
+
+
+@pytest.fixture
+def cost():
+    return importlib.import_module("benchmarks.cost")
+
+
+def test_docs_cost_table_is_generated_from_the_committed_report(cost):
+    report = json.loads((ROOT / "results" / "cost.json").read_text())
+    assert not report["quick"] and list(report["configs"]) == list(cost.DEFAULT_CONFIGS)
+    assert read_between_markers(SPEED, "cost") == cost.cost_markdown(report, "results/cost.json").strip()
+
+
+def test_cost_configs_are_written_as_sweep_specs_and_bad_ones_say_what_to_write(cost):
+    cfg = cost.parse_config(cost.BEYOND)
+    assert (cfg.cat_weight, cfg.info_weight, cfg.consistency_weight, cfg.term2_trains_classifier) == (0, 1, 10, False)
+    assert cost.config_label(cfg) == cost.config_label(cost.parse_config(
+        "article-b+no-term2-trains-classifier+consistency-weight=10+info-weight=1+cat-weight=0"))
+    for bad, says in [("mnist:article-b:0", "only the CONFIG part"), ("article-b+kmeans-e2", "leave +kmeans-eN out"),
+                      ("article-z", "unknown config"), ("article-b+no-such=1", "not a setting of the model")]:
+        with pytest.raises(ValueError, match=re.escape(says)):
+            cost.parse_config(bad)
+
+
+def test_cost_refuses_before_timing_anything(cost, tmp_path, capsys):
+    assert cost.main(["article-b"]) == 2
+    assert "at least two configs" in capsys.readouterr().err
+    assert cost.main(["article-b", "article-a"]) == 2   # checked in run_cost, before any step
+    assert "different networks" in capsys.readouterr().err
+    docs = tmp_path / "speed.md"
+    docs.write_text("no block here\n")
+    assert cost.main(["--docs", str(docs)]) == 2
+    assert "lacks the markers <!-- cost:start -->" in capsys.readouterr().err
+
+
+def test_quick_cost_run_writes_a_report_that_the_docs_table_renders(cost, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VAECLUST_QUICK", "1")
+    docs = tmp_path / "speed.md"
+    docs.write_text("# Speed\n<!-- cost:start -->\nold\n<!-- cost:end -->\n")
+    out = tmp_path / "c.json"
+    assert cost.main(["--device", "cpu", "--out", str(out), "--docs", str(docs)]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(out.read_text())
+    assert report == json.loads(captured.out) and report["quick"] is True and "repeat 1/1" in captured.err
+    assert list(report["configs"]) == list(cost.DEFAULT_CONFIGS)
+    first, second = report["configs"].values()
+    assert first["time_ratio_to_first"] == 1.0 and second["time_ratio_to_first"] > 0
+    for c in report["configs"].values():
+        s = c["images_per_second"]
+        assert 0 < s["min"] <= s["median"] <= s["max"]
+        assert c["minutes_per_epoch"] == pytest.approx(60000 / s["median"] / 60)
+    source = importlib.import_module("benchmarks.bench").report_name(out)
+    assert read_between_markers(docs, "cost") == cost.cost_markdown(report, source).strip()
+
+
+def test_cost_runners_start_from_the_same_weights_and_differ_only_in_the_loss(cost):
+    cfgs = [cost.parse_config(c) for c in cost.DEFAULT_CONFIGS]
+    state = cost.build_model(cfgs[0]).state_dict()
+    runners = [cost._Runner(c, torch.device("cpu"), state) for c in cfgs]
+    for r in runners:
+        assert all(torch.equal(v, state[k]) for k, v in r.model.state_dict().items())
+    x = torch.rand(100, 1, 28, 28)
+    before = {k: v.clone() for k, v in runners[1].model.state_dict().items()}
+    runners[1].images_per_second([x])                   # a step with the consistency term trains
+    assert any(not torch.equal(v, before[k]) for k, v in runners[1].model.state_dict().items())
