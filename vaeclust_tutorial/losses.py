@@ -17,7 +17,10 @@ Shapes: ``x``, ``x_hat`` (B, 1, 28, 28); ``mu``, ``logvar``, ``z`` (B, d);
 from __future__ import annotations
 
 import math
+
 import torch
+
+from .runtime import autocast
 
 
 def reconstruction(x, x_hat, lam: float):
@@ -155,8 +158,9 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
         from .augment import random_affine
 
         moved = random_affine(x, rotation=cfg.move_rotation, scale=cfg.move_scale, shift=cfg.move_shift)
-        p_clean = torch.softmax(model.classifier(out.mu).float(), -1)                 # p(y | mu(x))
-        p_moved = torch.softmax(model.classifier(model.encoder(moved)[0]).float(), -1)
+        with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
+            p_clean = torch.softmax(model.classifier(out.mu).float(), -1)             # p(y | mu(x))
+            p_moved = torch.softmax(model.classifier(model.encoder(moved)[0]).float(), -1)
         terms["consistency"] = cfg.consistency_weight * consistency(p_clean, p_moved)
     return terms
 
