@@ -211,3 +211,34 @@ def test_config_labels_name_presets_settings_and_old_records():
     assert config_label(preset("article-b", lr=0.00123456789)) != config_label(preset("article-b", lr=0.00123457))
     with pytest.raises(ValueError, match="unknown config field"):
         config_label({"network": "article-b", "model": "article-b"})
+
+
+def test_a_run_after_epoch_n_takes_that_epochs_scores_and_history():
+    history = [{"epoch": e, "seconds": 10.0, "test_purity": p, "test_accuracy": p - 0.1, "test_nmi": 0.5,
+                "test_ari": 0.4} for e, p in ((1, 0.5), (2, 0.7), (3, 0.9))]
+    record = {"dataset": "mnist", "network": "article-b", "seed": 4, "epochs": 3, "precision": "float32",
+              "config": {}, "test": {"accuracy": 0.8}, "train": {"accuracy": 0.8}, "wall_seconds": 31.0,
+              "history": history}
+    cut = results.after_epoch(record, 2)
+    assert cut["epochs"] == 2 and cut["test"] == {"purity": 0.7, "accuracy": pytest.approx(0.6), "nmi": 0.5, "ari": 0.4}
+    assert [h["epoch"] for h in cut["history"]] == [1, 2] and cut["wall_seconds"] == 20.0 and "train" not in cut
+    assert record["epochs"] == 3 and len(record["history"]) == 3            # the record itself is left alone
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="within 1..3"):
+            results.after_epoch(record, bad)
+    no_eval = {**record, "history": [{"epoch": 1, "seconds": 10.0}, *history[1:]]}
+    with pytest.raises(ValueError, match="no test evaluation after epoch 1"):
+        results.after_epoch(no_eval, 1)
+
+
+def test_scores_table_gives_each_seeds_first_epoch_at_a_level():
+    def record(seed, curve):
+        h = [{"epoch": e, "test_accuracy": a} for e, a in enumerate(curve, 1)]
+        return {"dataset": "mnist", "network": "article-b", "seed": seed, "epochs": len(curve), "precision": "float32",
+                "config": {}, "history": h, "test": {"accuracy": curve[-1], "purity": curve[-1], "nmi": 0.5, "ari": 0.4}}
+
+    table = results.scores_markdown([record(0, [0.9, 0.985, 0.99]), record(1, [0.9, 0.95, 0.97])],
+                                    {"article-b": "article", "article-c": "c"}, datasets=("mnist",), reach=0.98)
+    head, rule, row, missing = table.splitlines()
+    assert head.endswith("| first epoch at 98 % Hungarian |") and rule.count("|") == head.count("|")
+    assert row.endswith("| 0: 99.0, 1: 97.0 | 2, – |") and missing.count("|") == head.count("|")

@@ -58,9 +58,28 @@ def read_summary(results_dir: str | Path = "results") -> dict[str, str]:
                                          for part in rest}}
 
 
-def epochs_to_purity(history: list, threshold: float) -> int | None:
-    """The first epoch whose test evaluation reached ``threshold`` test purity, or None."""
-    return next((h["epoch"] for h in history if h.get("test_purity", -1.0) >= threshold), None)
+def epochs_to_purity(history: list, threshold: float, metric: str = "purity") -> int | None:
+    """The first epoch whose test evaluation reached ``threshold`` of the test ``metric`` (purity,
+    or accuracy: Hungarian), or None."""
+    return next((h["epoch"] for h in history if h.get(f"test_{metric}", -1.0) >= threshold), None)
+
+
+def after_epoch(record: dict, epoch: int) -> dict:
+    """``record`` as its run stood after ``epoch``: test scores from that epoch's evaluation,
+    ``epochs`` set to ``epoch``, the history cut there, no train scores. Nothing in training
+    depends on the number of epochs asked for (no schedule), so this is the record a run of
+    ``epoch`` epochs with the same seed would have written, up to its timing: notebook 06 sets the
+    article's 50-epoch runs beside 10-epoch ones this way."""
+    if not 1 <= epoch <= record["epochs"]:
+        raise ValueError(f"epoch must be within 1..{record['epochs']} (the run's length), got {epoch}")
+    entry = next((h for h in record["history"] if h["epoch"] == epoch), None)
+    if entry is None or "test_accuracy" not in entry:
+        raise ValueError(f"the run {run_name(record)} has no test evaluation after epoch {epoch}")
+    test = {m: entry[f"test_{m}"] for m in ("purity", "accuracy", "nmi", "ari")}
+    history = [h for h in record["history"] if h["epoch"] <= epoch]
+    cut = {k: v for k, v in record.items() if k != "train"}
+    return {**cut, "epochs": epoch, "test": test, "history": history,
+            "wall_seconds": sum(h.get("seconds", 0.0) for h in history)}
 
 
 def purity_curves(records: list[dict], dataset: str, network: str, precision: str,
@@ -98,18 +117,23 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist")) -> str:
+def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist"),
+                    reach: float | None = None) -> str:
     """A Markdown table, one line per (dataset, config of ``rows``, epochs): the test scores over
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
     (:func:`config_label`) to the name the row shows (what it adds, in an ablation); for each
-    number of epochs, the fp32 runs where there are any, else the bf16 ones. Configs with no runs say so. Notebooks 05 and 06."""
-    lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % | each seed: Hungarian % |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    number of epochs, the fp32 runs where there are any, else the bf16 ones. Configs with no runs
+    say so. With ``reach`` (e.g. 0.98), a last column gives each seed's first epoch at or above
+    that Hungarian accuracy ("–": never). Notebooks 05 and 06."""
+    extra = f" first epoch at {100 * reach:g} % Hungarian |" if reach is not None else ""
+    lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % "
+             "| each seed: Hungarian % |" + extra,
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if extra else "")]
     for dataset in datasets:
         for label, what in rows.items():
             runs = [r for r in records if r["dataset"] == dataset and config_label(r) == label]
             if not runs:
-                lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |")
+                lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |" + (" |" if extra else ""))
                 continue
             for epochs in sorted({r["epochs"] for r in runs}):
                 same = [r for r in runs if r["epochs"] == epochs]
@@ -119,5 +143,10 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
                 seeds = ", ".join(f"{r['seed']}: {100 * r['test']['accuracy']:.1f}" for r in group)
                 lines.append(f"| {dataset} | {what} | {len(group)} | {epochs} | {precision_tag(group[0])} | "
                              + " | ".join(_mean_std([t[k] for t in test]) for k in ("accuracy", "purity", "nmi", "ari"))
-                             + f" | {seeds} |")
+                             + f" | {seeds} |" + (f" {_epochs_to(group, reach)} |" if extra else ""))
     return "\n".join(lines)
+
+
+def _epochs_to(group: list[dict], reach: float) -> str:
+    """Each run's first epoch at or above ``reach`` test Hungarian accuracy, "–" where it never did."""
+    return ", ".join(str(epochs_to_purity(r.get("history", []), reach, "accuracy") or "–") for r in group)
