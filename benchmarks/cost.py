@@ -42,7 +42,7 @@ from vaeclust_tutorial.models import build_model  # noqa: E402
 from vaeclust_tutorial.runtime import cpu_model, resolve_device, resolve_precision  # noqa: E402
 from vaeclust_tutorial.training import MEMORY_FORMAT, make_optimizer, train_step  # noqa: E402
 
-BEYOND = "article-b+cat-weight=0+consistency-weight=10+info-weight=1+no-term2-trains-classifier"
+BEYOND = "beyond"   # the preset: article-b with the three ingredients of notebook 06
 DEFAULT_CONFIGS = ("article-b", BEYOND)
 EPOCH_IMAGES = 60000
 
@@ -52,7 +52,8 @@ def parse_config(text: str) -> TrainConfig:
     from tools.sweep import parse_spec
 
     if ":" in text:
-        raise ValueError(f"config {text!r}: write only the CONFIG part of a sweep spec, e.g. {BEYOND}")
+        raise ValueError(f"config {text!r}: write only the CONFIG part of a sweep spec, "
+                         f"e.g. article-b+cat-weight=0+info-weight=5")
     spec = parse_spec(f"mnist:{text}:0")[0]
     if any(o.startswith("--cluster-init") for o in spec.options):
         raise ValueError(f"config {text!r}: a k-means start costs one k-means, not a different step; "

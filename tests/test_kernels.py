@@ -68,9 +68,9 @@ def test_use_fast_kernels_keeps_the_parameters_and_the_function(name):
     torch.testing.assert_close(fast.decoder(z), plain.decoder(z), atol=1e-12, rtol=1e-12)
 
 
-@pytest.mark.parametrize("dataset", [d for d in checkpoint.SHIPPED if checkpoint.shipped_path(d).exists()])
-def test_a_shipped_checkpoint_loads_into_both_forms(dataset):
-    state = checkpoint.load(checkpoint.shipped_path(dataset))
+@pytest.mark.parametrize("key", [k for k in checkpoint.SHIPPED if checkpoint.shipped_path(*k).exists()], ids=str)
+def test_a_shipped_checkpoint_loads_into_both_forms(key):
+    state = checkpoint.load(checkpoint.shipped_path(*key))
     fast = use_fast_kernels(conv_cluster_vae(state["config"].network))
     fast.load_state_dict(state["model"])                          # strict: the same names and shapes
 

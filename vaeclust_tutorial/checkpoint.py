@@ -24,7 +24,10 @@ from .files import atomic_write_bytes
 
 FORMAT = "vaeclust-checkpoint"
 FORMAT_VERSION = 2
-SHIPPED = {name: f"{name}.pt" for name in DATASETS}   # the pretrained model of each dataset
+# The pretrained models shipped in the package, by (dataset, config label): the article's model of
+# each dataset (notebooks 03 and 04) and the configuration beyond the article (notebook 06).
+SHIPPED = {**{(name, "article-b"): f"{name}.pt" for name in DATASETS},
+           **{(name, "beyond"): f"{name}-beyond.pt" for name in DATASETS}}
 
 
 class CheckpointError(ValueError):
@@ -137,8 +140,11 @@ def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: tor
             "devices": [list(d) for d in state["devices"]]}
 
 
-def shipped_path(dataset: str) -> Path:
-    """Path of the pretrained checkpoint shipped in the package for ``dataset`` (may not exist yet)."""
-    if dataset not in SHIPPED:
-        raise ValueError(f"unknown dataset {dataset!r}; valid datasets are {sorted(SHIPPED)}")
-    return Path(__file__).resolve().parent / "checkpoints" / SHIPPED[dataset]
+def shipped_path(dataset: str, config: str = "article-b") -> Path:
+    """Path of the pretrained checkpoint shipped in the package for ``dataset`` trained with the
+    configuration ``config`` (a config label: ``article-b`` or ``beyond``); it may not exist yet."""
+    if (dataset, config) not in SHIPPED:
+        datasets, configs = sorted({d for d, _ in SHIPPED}), sorted({c for _, c in SHIPPED})
+        raise ValueError(f"no shipped model for dataset {dataset!r} and config {config!r}; "
+                         f"valid datasets are {datasets}, valid configs {configs}")
+    return Path(__file__).resolve().parent / "checkpoints" / SHIPPED[(dataset, config)]

@@ -124,7 +124,7 @@ def validate(cfg: TrainConfig) -> None:
                          f"(epochs={cfg.epochs}): use cluster_init_epoch < epochs")
 
 
-# The three versions of the author's script (notebook 05).
+# The three versions of the author's script (notebook 05), and the configuration beyond it.
 PRESETS = {
     # First commit 0fe7a91: one strided conv per stage, ReLU.
     "article-a": dict(network="article-a", lam=5.0, estimator="closed-form"),
@@ -132,14 +132,21 @@ PRESETS = {
     "article-b": dict(network="article-b", lam=5.0, estimator="closed-form"),
     # Update 1311e5d three months later: B's network, lambda 2.5, one-sample term 2.
     "article-c": dict(network="article-c", lam=2.5, estimator="sample"),
+    # Beyond the article (notebook 06): B's model and eq. (4), with term 3 replaced by the batch
+    # information term, consistency under small affine moves, and term 2's weights held fixed.
+    # Weights: info 5, consistency 50 (x5 the first probes' 1 and 10, which left the clustering
+    # terms too weak beside the reconstruction); 10 epochs. docs/reproduction.md says how they were chosen.
+    "beyond": dict(network="article-b", lam=5.0, estimator="closed-form", epochs=10, cat_weight=0.0,
+                   info_weight=5.0, consistency_weight=50.0, term2_trains_classifier=False),
 }
 
 
 def preset(name: str = "article-b", **overrides) -> TrainConfig:
     """The configuration of one version of the author's script, with fields overridden.
 
-    ``name`` is one of ``article-a``, ``article-b`` (the article's model, default)
-    or ``article-c``. Introduced in notebook 03.
+    ``name`` is one of ``article-a``, ``article-b`` (the article's model, default),
+    ``article-c``, or ``beyond`` (the article's model with the three ingredients of notebook 06).
+    Introduced in notebook 03.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown configuration {name!r}; valid configurations are {list(PRESETS)}")

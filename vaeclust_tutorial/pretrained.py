@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from . import checkpoint, data
-from .config import TrainConfig, is_quick
+from .config import TrainConfig, config_label, is_quick
 
 
 # Fields that change where or how fast a run computes, not what it learns.
@@ -34,13 +34,14 @@ def notebook_run_dir(name: str) -> Path:
 
 
 def load_or_train(cfg: TrainConfig, name: str, log=print):
-    """(model, history, metrics): the shipped pretrained model for ``cfg.dataset`` when it exists,
-    was trained with ``cfg`` (up to where and how fast: :data:`RUNTIME_FIELDS`) and this is not
+    """(model, history, metrics): the shipped pretrained model for ``cfg.dataset`` and ``cfg``'s
+    configuration (:data:`~vaeclust_tutorial.checkpoint.SHIPPED`) when it exists, was trained with ``cfg`` (up to where and how fast: :data:`RUNTIME_FIELDS`) and this is not
     quick mode; otherwise train (or finish training) in :func:`notebook_run_dir`. Notebook 03."""
     from .training import train
 
-    shipped = checkpoint.shipped_path(cfg.dataset)
-    if shipped.exists() and not is_quick():
+    label = config_label(cfg)
+    shipped = checkpoint.shipped_path(cfg.dataset, label) if (cfg.dataset, label) in checkpoint.SHIPPED else None
+    if shipped is not None and shipped.exists() and not is_quick():
         model, state = checkpoint.model_from_checkpoint(shipped)
         differ = config_difference(state["config"], cfg)
         if not differ:
@@ -55,6 +56,6 @@ def load_or_train(cfg: TrainConfig, name: str, log=print):
         model, state = checkpoint.model_from_checkpoint(run_dir / "checkpoint.pt")
         log(f"Found a finished run in {run_dir}, loading it.")
         return model, state["history"], json.loads(done.read_text())
-    log(f"No pretrained model for {cfg.dataset}: training into {run_dir} (re-running resumes).")
+    log(f"No pretrained model for {cfg.dataset} with {label}: training into {run_dir} (re-running resumes).")
     result = train(cfg, run_dir, resume=True, log=log)
     return result.model.eval(), result.history, result.metrics
