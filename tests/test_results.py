@@ -96,8 +96,10 @@ def test_the_tool_refreshes_the_docs_blocks_and_nothing_else(tmp_path, monkeypat
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "reproduction.md").write_text(
         "A\n<!-- results:start -->\nold\n<!-- results:end -->\nB\n"
-        "<!-- time-to-purity:start -->\nold\n<!-- time-to-purity:end -->\nC\n")
-    (tmp_path / "README.md").write_text("R\n<!-- results-headline:start -->\nold\n<!-- results-headline:end -->\nS\n")
+        "<!-- time-to-purity:start -->\nold\n<!-- time-to-purity:end -->\nC\n"
+        "<!-- ablation:start -->\nold\n<!-- ablation:end -->\nD\n")
+    (tmp_path / "README.md").write_text("R\n<!-- results-headline:start -->\nold\n<!-- results-headline:end -->\nS\n"
+                                        "<!-- results-beyond:start -->\nold\n<!-- results-beyond:end -->\nT\n")
     monkeypatch.setattr(rt, "ROOT", tmp_path)
     assert rt.main(["--results-dir", str(out), "--docs"]) == 0
     records = results.load_results(out)
@@ -105,9 +107,12 @@ def test_the_tool_refreshes_the_docs_blocks_and_nothing_else(tmp_path, monkeypat
     assert read_between_markers(reproduction, "results") == rt.summary_markdown(records).strip()
     assert read_between_markers(reproduction, "time-to-purity") == rt.time_to_purity_markdown(records).strip()
     assert [line for line in reproduction.read_text().splitlines() if "<" not in line and "|" not in line] \
-        == ["A", "B", "C"]
+        == ["A", "B", "C", "D"]
+    assert read_between_markers(reproduction, "ablation") == rt.ablation_markdown(records).strip()
     readme = (tmp_path / "README.md").read_text()
-    assert readme.startswith("R\n") and readme.endswith("\nS\n")
+    assert readme.startswith("R\n") and "\nS\n" in readme and readme.endswith("\nT\n")
+    # the 50-epoch runs read after epoch 10 (their one-entry history has none: left out) -> not run yet
+    assert "| mnist | article-b (the article's model) | 0 |" in read_between_markers(tmp_path / "README.md", "results-beyond")
     # the headline: only fp32 runs of 50 epochs, mean ± std of the two seeds (0.75 and 0.80; accuracy 0.05 less)
     assert read_between_markers(tmp_path / "README.md", "results-headline").splitlines() == [
         "| dataset | config | seeds | test purity (mean ± std) | test Hungarian acc. (mean ± std) |",
@@ -137,7 +142,9 @@ def test_committed_tables_are_generated_from_the_committed_runs():
     reproduction = ROOT / "docs" / "reproduction.md"
     assert read_between_markers(reproduction, "results") == rt.summary_markdown(records).strip()
     assert read_between_markers(reproduction, "time-to-purity") == rt.time_to_purity_markdown(records).strip()
+    assert read_between_markers(reproduction, "ablation") == rt.ablation_markdown(records).strip()
     assert read_between_markers(ROOT / "README.md", "results-headline") == rt.headline_markdown(records).strip()
+    assert read_between_markers(ROOT / "README.md", "results-beyond") == rt.beyond_markdown(records).strip()
 
 
 def test_kmeans_runs_get_their_own_file_and_row(tmp_path):
@@ -226,6 +233,10 @@ def test_a_run_after_epoch_n_takes_that_epochs_scores_and_history():
     for bad in (0, 4):
         with pytest.raises(ValueError, match="within 1..3"):
             results.after_epoch(record, bad)
+    cosine = {**record, "config": {"lr_schedule": "cosine"}}
+    with pytest.raises(ValueError, match="learning-rate schedule"):
+        results.after_epoch(cosine, 2)
+    assert results.at_epoch([cosine, record], 2) == [cut]                  # left out, not cut
     no_eval = {**record, "history": [{"epoch": 1, "seconds": 10.0}, *history[1:]]}
     with pytest.raises(ValueError, match="no test evaluation after epoch 1"):
         results.after_epoch(no_eval, 1)
@@ -242,3 +253,26 @@ def test_scores_table_gives_each_seeds_first_epoch_at_a_level():
     head, rule, row, missing = table.splitlines()
     assert head.endswith("| first epoch at 98 % Hungarian |") and rule.count("|") == head.count("|")
     assert row.endswith("| 0: 99.0, 1: 97.0 | 2, – |") and missing.count("|") == head.count("|")
+
+
+def test_ablation_rows_add_one_ingredient_each_and_end_at_the_preset():
+    from vaeclust_tutorial.config import PRESETS, config_label, preset
+
+    labels = list(results.ablation_rows())
+    assert labels[0] == "article-b" and labels[-1] == "beyond" == config_label(preset("beyond"))
+    assert len(set(labels)) == 4
+    # each row differs from the one before in the settings of one ingredient
+    info = preset("article-b", cat_weight=0.0, info_weight=PRESETS["beyond"]["info_weight"])
+    assert labels[1] == config_label(info)
+
+
+def test_runs_are_compared_at_one_length():
+    def record(seed, epochs, evaluated=True):
+        h = [{"epoch": e, "seconds": 1.0, **({"test_accuracy": e / 100, "test_purity": 0.5, "test_nmi": 0.5,
+                                               "test_ari": 0.5} if evaluated else {})} for e in range(1, epochs + 1)]
+        return {"dataset": "mnist", "network": "article-b", "seed": seed, "epochs": epochs, "config": {},
+                "test": {"accuracy": 1.0}, "history": h}
+
+    cut = results.at_epoch([record(0, 10), record(1, 50), record(2, 5), record(3, 50, evaluated=False)], 10)
+    assert [(r["seed"], r["epochs"]) for r in cut] == [(0, 10), (1, 10)]
+    assert cut[0]["test"] == {"accuracy": 1.0} and cut[1]["test"]["accuracy"] == 0.1

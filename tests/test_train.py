@@ -329,3 +329,33 @@ def test_a_run_with_the_terms_beyond_the_article_resumes_exactly(tmp_path, mnist
     resumed = train(preset("article-a", epochs=2, **beyond), tmp_path / "split", resume=True,
                     splits=mnist_small, progress=False)
     assert _no_clock(resumed.history) == _no_clock(whole.history)
+
+
+def test_the_cosine_schedule_falls_from_lr_to_zero_and_constant_stays():
+    cfg = preset("article-b", epochs=4, lr=0.002, lr_schedule="cosine")
+    assert training.learning_rate(cfg, 1, 0, 10) == 0.002                          # first step: lr
+    assert training.learning_rate(cfg, 3, 0, 10) == pytest.approx(0.001)            # half way: lr / 2
+    last = training.learning_rate(cfg, 4, 9, 10)
+    assert 0 < last < 0.002 * 1e-2                                                 # last step: almost 0
+    lrs = [training.learning_rate(cfg, e, s, 10) for e in range(1, 5) for s in range(10)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))                                # falls at every step
+    assert {training.learning_rate(preset("article-b", lr=0.002), e, s, 10) for e in (1, 4) for s in (0, 9)} == {0.002}
+
+
+def test_a_cosine_run_resumes_exactly_after_a_crash_and_only_at_its_own_length(tmp_path, mnist_small):
+    cfg = preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu", lr_schedule="cosine")
+    whole = train(cfg, tmp_path / "whole", splits=mnist_small, progress=False)
+
+    def crash(epoch, model, entry):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "crashed", splits=mnist_small, progress=False, on_epoch_end=crash)
+    with pytest.raises(checkpoint.CheckpointError, match="resume with --epochs 2"):
+        train(preset("article-a", epochs=3, train_limit=500, test_limit=300, device="cpu", lr_schedule="cosine"),
+              tmp_path / "crashed", resume=True, splits=mnist_small, progress=False)
+    resumed = train(cfg, tmp_path / "crashed", resume=True, splits=mnist_small, progress=False)
+    assert _no_clock(resumed.history) == _no_clock(whole.history)
+    constant = train(preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu"), tmp_path / "c",
+                     splits=mnist_small, progress=False)
+    assert constant.history[1]["loss"] != whole.history[1]["loss"]                 # the schedule is applied

@@ -118,8 +118,8 @@ def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: tor
             device: torch.device) -> dict:
     """Load an interrupted run's checkpoint into ``model``, ``optimizer`` and the random streams.
 
-    Only ``epochs`` (to extend a finished run) and ``device`` (to finish a GPU run on a CPU,
-    say) may differ from the run's config; the run goes on in the dtype it trained in.
+    Only ``epochs`` (to extend a finished run, unless its learning rate follows a schedule) and
+    ``device`` (to finish a GPU run on a CPU, say) may differ from the run's config; the run goes on in the dtype it trained in.
     Returns what the loop needs: ``history``, ``epoch``, ``start_commit``, ``dtype``, ``devices``.
     """
     state = load(path, map_location=device)
@@ -129,6 +129,10 @@ def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: tor
     if diff:
         raise CheckpointError(f"{path} was written with another configuration (checkpoint vs now: {diff}); "
                               f"resume with the same options or use another output folder")
+    if saved.lr_schedule != "constant" and saved.epochs != cfg.epochs:
+        raise CheckpointError(f"{path} follows the {saved.lr_schedule} learning-rate schedule of a "
+                              f"{saved.epochs}-epoch run, which a run of {cfg.epochs} epochs would change; "
+                              f"resume with --epochs {saved.epochs}")
     if state["epoch"] > cfg.epochs:
         raise ValueError(f"{path} has already trained {state['epoch']} epochs, more than "
                          f"epochs={cfg.epochs}; pass --epochs {state['epoch']} or more")

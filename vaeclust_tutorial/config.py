@@ -26,6 +26,7 @@ ARCHITECTURES = {"article-a": (False, "relu"), "article-b": (True, "leaky"), "ar
 ESTIMATORS = ("closed-form", "sample")
 PRECISIONS = ("fp32", "bf16", "auto")
 CLUSTER_INITS = ("zeros", "kmeans")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def option(default, help: str, *, choices=None, minimum=None, positive: bool = False):
@@ -77,6 +78,9 @@ class TrainConfig:
     move_rotation: float = option(15.0, "consistency: largest rotation, degrees", minimum=0)
     move_scale: float = option(0.1, "consistency: largest change of scale, fraction", minimum=0)
     move_shift: float = option(2.0, "consistency: largest shift, pixels", minimum=0)
+    lr_schedule: str = option("constant", "constant: lr throughout, as the article; cosine: lr falls to 0 "
+                                          "along a half cosine over the run's steps (training.learning_rate)",
+                              choices=LR_SCHEDULES)
 
     def __post_init__(self):
         validate(self)

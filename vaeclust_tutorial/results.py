@@ -69,7 +69,11 @@ def after_epoch(record: dict, epoch: int) -> dict:
     ``epochs`` set to ``epoch``, the history cut there, no train scores. Nothing in training
     depends on the number of epochs asked for (no schedule), so this is the record a run of
     ``epoch`` epochs with the same seed would have written, up to its timing: notebook 06 sets the
-    article's 50-epoch runs beside 10-epoch ones this way."""
+    article's 50-epoch runs beside 10-epoch ones this way. Runs with a learning-rate schedule
+    (which does depend on the length) are refused."""
+    if record.get("config", {}).get("lr_schedule", "constant") != "constant":
+        raise ValueError(f"the run {run_name(record)} follows a learning-rate schedule over its "
+                         f"{record['epochs']} epochs: its epoch {epoch} is not a shorter run's end")
     if not 1 <= epoch <= record["epochs"]:
         raise ValueError(f"epoch must be within 1..{record['epochs']} (the run's length), got {epoch}")
     entry = next((h for h in record["history"] if h["epoch"] == epoch), None)
@@ -108,6 +112,36 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
                 cells.append(f"ep. {epoch}: {statistics.mean(p):.3f} ± {std:.3f}")
         lines.append(f"{label} ({len(hists)} runs): " + "   ".join(cells))
     return "\n".join(lines)
+
+
+def ablation_rows() -> dict[str, str]:
+    """Notebook 06's ablation, from the article's model to the preset ``beyond``, one ingredient
+    per row: {config label: what the row adds}. The settings are ``beyond``'s, so the rows follow
+    the preset if its weights change."""
+    beyond = config.PRESETS["beyond"]
+    steps = [("the article's model", ()),
+             ("term 3 replaced by the information term", ("cat_weight", "info_weight")),
+             ("+ consistency under small moves", ("consistency_weight",)),
+             ("+ term 2's weights fixed (= beyond)", ("term2_trains_classifier",))]
+    rows, settings = {}, {}
+    for what, fields in steps:
+        settings.update({f: beyond[f] for f in fields})
+        rows[config.config_label(config.preset("article-b", **settings))] = what
+    return rows
+
+
+def at_epoch(records: list[dict], epoch: int) -> list[dict]:
+    """The runs of ``epoch`` epochs, and the longer ones as they stood after ``epoch``
+    (:func:`after_epoch`; runs with a learning-rate schedule or without a test evaluation there
+    are left out): every run
+    compared at the same length. Notebook 06 and the ablation tables."""
+    out = []
+    for r in records:
+        if r["epochs"] == epoch:
+            out.append(r)
+        elif r["epochs"] > epoch and r.get("config", {}).get("lr_schedule", "constant") == "constant" and any(h["epoch"] == epoch and "test_accuracy" in h for h in r.get("history", [])):
+            out.append(after_epoch(r, epoch))
+    return out
 
 
 def _mean_std(values: list[float]) -> str:

@@ -68,6 +68,18 @@ def _check_finite(terms: dict, epoch: int, step: int, ckpt_path) -> None:
         f"Try a smaller learning rate or lambda, or another seed.")
 
 
+def learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) of epoch ``epoch`` (1-based), ``steps`` steps
+    per epoch. ``constant``: ``cfg.lr`` (the article's Adam). ``cosine``: ``cfg.lr`` times
+    (1 + cos(pi t / T)) / 2 at step t of T = epochs x steps (Loshchilov and Hutter 2017,
+    SGDR, arXiv:1608.03983, without restarts): the last epochs settle instead of hopping between
+    nearby partitions. A function of the step alone, so a resumed run follows the same curve."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    t, total_steps = (epoch - 1) * steps + step, cfg.epochs * steps
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t / total_steps))
+
+
 def train_step(model: ClusterVAE, optimizer, xb: torch.Tensor, cfg: TrainConfig, device: torch.device,
                dtype: torch.dtype, check=None) -> dict:
     """One optimiser step on the batch ``xb``: forward (bf16 autocast when ``dtype`` is bf16; the
@@ -156,6 +168,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
             sums = 0                                           # running sums of the loss and its terms
             for step in range(steps):
                 xb = x_train[perm[step * bs:(step + 1) * bs]]
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, epoch, step, steps)
                 terms = train_step(model, optimizer, xb, cfg, device, dtype,
                                    check=lambda t: _check_finite(t, epoch, step + 1, ckpt_path))
                 sums = sums + torch.stack([total(terms), *terms.values()]).detach()
