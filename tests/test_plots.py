@@ -82,3 +82,23 @@ def test_toy_figure_colours_a_region_like_the_blob_it_stands_for():
     image = fig.axes[0].images[0].get_array()
     k = int(snap["regions"][0, 0])
     assert np.allclose(image[0, 0], to_rgba(colours[k], 0.2))
+
+
+def test_matched_generations_put_models_side_by_side_one_row_per_class():
+    from vaeclust_tutorial import preset
+    from vaeclust_tutorial.inference import predict
+    from vaeclust_tutorial.models import build_model
+
+    torch.manual_seed(0)
+    models = {"two clusters": build_model(preset("article-b", n_clusters=2)).eval(),
+              "ten clusters": build_model(preset("article-b")).eval()}
+    images = torch.rand(60, 1, 28, 28)
+    labels = np.asarray(predict(models["two clusters"], images)) % 3        # classes 0 and 1 (and no 2)
+    fig = plots.matched_generations_figure(models, images, labels, ["a", "b", "c"], per_cluster=4)
+    axes = np.array(fig.axes).reshape(3, 2)
+    assert [ax.get_title() for ax in axes[0]] == ["two clusters", "ten clusters"]
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == ["a", "b", "c"]
+    # two clusters cannot cover three classes: one row of the first column says so; the second has images
+    assert sum(any(t.get_text() == "no cluster" for t in ax.texts) for ax in axes[:, 0]) == 1
+    assert all(len(ax.images) == 1 for ax in axes[:, 1])
+    assert axes[0, 1].images[0].get_array().shape[1] == 4 * 28 + 5             # per_cluster images a row

@@ -105,6 +105,39 @@ def generations_figure(model, per_cluster: int = 10, std: float = 1.0, seed: int
     return _rows_figure(rows, names, f"Generated from each cluster's Gaussian q(z|y) (std {std:g})")
 
 
+def matched_generations_figure(models: dict, images, labels, classes, per_cluster: int = 8, std: float = 1.0,
+                               seed: int = 0) -> Figure:
+    """Models side by side, one column each (``models``: {title: model}), one row per class: in each
+    row, what a model generates from the cluster the Hungarian match of its predictions on
+    ``images`` gives that class ("no cluster" where none). A model whose rows each show their
+    class is still a generator of that class. Notebook 06."""
+    from .inference import predict
+    from .metrics import contingency, hungarian_match
+
+    labels = np.asarray(labels)
+    fig = _figure((len(models) * (0.5 * per_cluster + 0.3) + 1.0, 0.5 * len(classes) + 0.9))
+    axes = fig.subplots(len(classes), len(models), squeeze=False)
+    for j, (title, model) in enumerate(models.items()):
+        match = hungarian_match(contingency(labels, predict(model, images), n_clusters=model.n_clusters,
+                                            n_classes=len(classes)))
+        g = torch.Generator().manual_seed(seed)
+        for c, name in enumerate(classes):
+            ax, k = axes[c, j], np.flatnonzero(match == c)
+            if len(k):
+                ax.imshow(image_grid(model.generate(int(k[0]), per_cluster, std=std, generator=g).cpu(), per_cluster),
+                          cmap="gray_r", vmin=0, vmax=1, aspect="equal")
+            else:
+                ax.text(0.5, 0.5, "no cluster", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if j == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8, color=class_colour(c))
+        axes[0, j].set_title(title, fontsize=9)
+    return fig
+
+
 def reconstructions_figure(x, x_hat, n: int = 10) -> Figure:
     """Originals (top row) above their reconstructions (bottom row). Notebook 01."""
     return _rows_figure([x[:n], x_hat[:n]], ["input", "reconstruction"], "Reconstructions")
