@@ -64,3 +64,19 @@ def test_the_same_moves_on_every_device(device):
     here = random_affine(x, generator=torch.Generator().manual_seed(2))
     there = random_affine(x.to(device), generator=torch.Generator().manual_seed(2)).cpu()
     torch.testing.assert_close(there, here, atol=1e-5, rtol=0)
+
+
+def test_a_flip_mirrors_half_the_images_and_leaves_the_other_draws_alone():
+    x = _blobs(400, offset=(6.0, 0.0)).double()
+    flipped = random_affine(x, rotation=0, scale=0, shift=0, flip=True, generator=torch.Generator().manual_seed(2))
+    com = _centre_of_mass(flipped)
+    mirrored = com[:, 0] < 0
+    torch.testing.assert_close(com[:, 0].abs(), torch.full((400,), 6.0, dtype=torch.double), atol=1e-3, rtol=0)
+    assert 150 < int(mirrored.sum()) < 250                              # about half
+    torch.testing.assert_close(flipped[mirrored], x[mirrored].flip(-1), atol=1e-6, rtol=0)   # an exact mirror
+    # the rotation, scale and shift drawn with flip=True are those drawn without it
+    a = random_affine(x[:50], flip=False, generator=torch.Generator().manual_seed(4))
+    b = random_affine(x[:50], flip=True, generator=torch.Generator().manual_seed(4))
+    kept = (_centre_of_mass(b)[:, 0] - _centre_of_mass(a)[:, 0]).abs() < 1e-3
+    assert kept.any() and not kept.all()
+    torch.testing.assert_close(b[kept], a[kept])

@@ -17,14 +17,17 @@ import torch
 import torch.nn.functional as F
 
 
-def affine_matrices(n: int, *, rotation: float, scale: float, shift: float, size: int,
+def affine_matrices(n: int, *, rotation: float, scale: float, shift: float, size: int, flip: bool = False,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     """(n, 2, 3) matrices of ``affine_grid``, each with its own uniform draw of
     a rotation in [-rotation, rotation] degrees, a scale in [1 - scale, 1 + scale] and a
-    shift in [-shift, shift] pixels along each axis, for images ``size`` pixels wide.
+    shift in [-shift, shift] pixels along each axis, for images ``size`` pixels wide; with
+    ``flip``, each image is also mirrored left to right with probability 1/2 (drawn after the
+    rest, so the other draws are those of ``flip=False``).
 
     ``affine_grid`` maps output coordinates to input coordinates in [-1, 1], so the matrix
-    holds the inverse move: rotation by -angle, scale 1 / s, translation -t.
+    holds the inverse move: rotation by -angle, scale 1 / s, translation -t (and a mirror,
+    its own inverse, on the output's x).
     """
     u = torch.rand(n, 4, generator=generator) * 2 - 1                  # (n, 4) uniform in [-1, 1]
     angle = u[:, 0] * math.radians(rotation)
@@ -32,15 +35,19 @@ def affine_matrices(n: int, *, rotation: float, scale: float, shift: float, size
     t = u[:, 2:] * shift * 2 / size                                    # pixels -> [-1, 1] units
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)   # (n, 2, 2)
+    if flip:
+        mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+        rot = rot * torch.stack([mirror, torch.ones(n)], -1).unsqueeze(1)   # negate the output-x column
     return torch.cat([rot, -(rot @ t.unsqueeze(-1))], -1)              # (n, 2, 3)
 
 
 def random_affine(x: torch.Tensor, *, rotation: float = 15.0, scale: float = 0.1, shift: float = 2.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  flip: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
     """x (B, C, H, W) moved image by image: rotation (degrees), scale (fraction) and shift
-    (pixels) drawn uniformly within the given ranges; pixels moved in from outside are 0.
-    Zero ranges give back x."""
+    (pixels) drawn uniformly within the given ranges, and with ``flip`` a left-right mirror of
+    half the images (a symmetry of clothes, not of digits); pixels moved in from outside are 0.
+    Zero ranges and no flip give back x."""
     theta = affine_matrices(len(x), rotation=rotation, scale=scale, shift=shift, size=x.shape[-1],
-                            generator=generator).to(x.device, x.dtype)
+                            flip=flip, generator=generator).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -78,6 +78,8 @@ class TrainConfig:
     move_rotation: float = option(15.0, "consistency: largest rotation, degrees", minimum=0)
     move_scale: float = option(0.1, "consistency: largest change of scale, fraction", minimum=0)
     move_shift: float = option(2.0, "consistency: largest shift, pixels", minimum=0)
+    move_flip: bool = option(False, "consistency: also mirror half the images left to right (a symmetry "
+                                    "of clothes, not of digits)")
     lr_schedule: str = option("constant", "constant: lr throughout, as the article; cosine: lr falls to 0 "
                                           "along a half cosine over the run's steps (training.learning_rate)",
                               choices=LR_SCHEDULES)

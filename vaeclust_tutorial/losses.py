@@ -157,7 +157,8 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     if cfg.consistency_weight:
         from .augment import random_affine
 
-        moved = random_affine(x, rotation=cfg.move_rotation, scale=cfg.move_scale, shift=cfg.move_shift)
+        moved = random_affine(x, rotation=cfg.move_rotation, scale=cfg.move_scale, shift=cfg.move_shift,
+                              flip=cfg.move_flip)
         with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
             p_clean = torch.softmax(model.classifier(out.mu).float(), -1)             # p(y | mu(x))
             p_moved = torch.softmax(model.classifier(model.encoder(moved)[0]).float(), -1)
