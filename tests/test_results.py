@@ -205,6 +205,20 @@ def test_ablation_table_reports_every_seed_and_the_rows_not_run():
     assert "| cons | 0 |" in lines[4] and "not run yet" in lines[4]
 
 
+def test_ablation_row_takes_one_run_per_seed_and_names_mixed_precisions():
+    def record(seed, accuracy, precision):
+        return {"dataset": "mnist", "network": "article-b", "seed": seed, "epochs": 10, "precision": precision,
+                "config": {}, "test": {"accuracy": accuracy, "purity": accuracy, "nmi": 0.5, "ari": 0.4}}
+
+    records = [record(0, 0.70, "bfloat16"), record(0, 0.60, "float32"), record(1, 0.80, "bfloat16"),
+               record(2, 0.90, "float32")]
+    row = results.scores_markdown(records, {"article-b": "article"}, datasets=("mnist",)).splitlines()[2]
+    # seed 0 counted once (its fp32 run), seed 1 from bf16, seed 2 from fp32
+    assert row.startswith("| mnist | article | 3 | 10 | fp32 (0, 2), bf16 (1) | 76.7 ± 15.3 |")
+    assert row.endswith("| 0: 60.0, 1: 80.0, 2: 90.0 |")
+    assert [r["seed"] for r in results.one_run_per_seed(records)] == [0, 1, 2]
+
+
 def test_config_labels_name_presets_settings_and_old_records():
     from vaeclust_tutorial.config import config_label, preset
 

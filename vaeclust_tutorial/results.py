@@ -156,8 +156,8 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
     """A Markdown table, one line per (dataset, config of ``rows``, epochs): the test scores over
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
     (:func:`config_label`) to the name the row shows (what it adds, in an ablation); for each
-    number of epochs, the fp32 runs where there are any, else the bf16 ones. Configs with no runs
-    say so. With ``reach`` (e.g. 0.98), a last column gives each seed's first epoch at or above
+    number of epochs, one run per seed: its fp32 run where there is one, else its bf16 one (the
+    precision column then names which seeds ran in which). Configs with no runs say so. With ``reach`` (e.g. 0.98), a last column gives each seed's first epoch at or above
     that Hungarian accuracy ("–": never). Notebooks 05 and 06."""
     extra = f" first epoch at {100 * reach:g} % Hungarian |" if reach is not None else ""
     lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % "
@@ -170,15 +170,32 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
                 lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |" + (" |" if extra else ""))
                 continue
             for epochs in sorted({r["epochs"] for r in runs}):
-                same = [r for r in runs if r["epochs"] == epochs]
-                tag = "fp32" if any(precision_tag(r) == "fp32" for r in same) else "bf16"
-                group = sorted((r for r in same if precision_tag(r) == tag), key=lambda r: r["seed"])
+                group = one_run_per_seed(r for r in runs if r["epochs"] == epochs)
                 test = [r["test"] for r in group]
                 seeds = ", ".join(f"{r['seed']}: {100 * r['test']['accuracy']:.1f}" for r in group)
-                lines.append(f"| {dataset} | {what} | {len(group)} | {epochs} | {precision_tag(group[0])} | "
+                lines.append(f"| {dataset} | {what} | {len(group)} | {epochs} | {_precisions(group)} | "
                              + " | ".join(_mean_std([t[k] for t in test]) for k in ("accuracy", "purity", "nmi", "ari"))
                              + f" | {seeds} |" + (f" {_epochs_to(group, reach)} |" if extra else ""))
     return "\n".join(lines)
+
+
+def one_run_per_seed(runs) -> list[dict]:
+    """The runs sorted by seed, one per seed: its fp32 run where there is one, else its bf16 run
+    (bf16 and fp32 agree within seed noise: docs/reproduction.md)."""
+    best = {}
+    for r in runs:
+        if r["seed"] not in best or (precision_tag(r) == "fp32" and precision_tag(best[r["seed"]]) != "fp32"):
+            best[r["seed"]] = r
+    return [best[seed] for seed in sorted(best)]
+
+
+def _precisions(group: list[dict]) -> str:
+    """"fp32", "bf16", or, for a mixed group, which seeds ran in which: "fp32 (1, 2), bf16 (0)"."""
+    tags = {precision_tag(r) for r in group}
+    if len(tags) == 1:
+        return tags.pop()
+    return ", ".join(f"{tag} ({', '.join(str(r['seed']) for r in group if precision_tag(r) == tag)})"
+                     for tag in ("fp32", "bf16") if tag in tags)
 
 
 def _epochs_to(group: list[dict], reach: float) -> str:
