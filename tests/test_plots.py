@@ -102,3 +102,9 @@ def test_matched_generations_put_models_side_by_side_one_row_per_class():
     assert sum(any(t.get_text() == "no cluster" for t in ax.texts) for ax in axes[:, 0]) == 1
     assert all(len(ax.images) == 1 for ax in axes[:, 1])
     assert axes[0, 1].images[0].get_array().shape[1] == 4 * 28 + 5             # per_cluster images a row
+    with pytest.raises(ValueError, match="one class per image: 60 images"):
+        plots.matched_generations_figure(models, images, labels[:10], ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"labels must lie in 0..0"):
+        plots.matched_generations_figure(models, images, labels, ["a"])
+    with pytest.raises(ValueError, match="models is empty"):
+        plots.matched_generations_figure({}, images, labels, ["a", "b", "c"])

@@ -162,9 +162,9 @@ def test_kmeans_runs_get_their_own_file_and_row(tmp_path):
 def test_time_to_purity_counts_the_first_epoch_at_each_level(tmp_path):
     history = [{"epoch": 1, "seconds": 30.0}, {"epoch": 2, "seconds": 30.0, "test_purity": 0.71},
                {"epoch": 3, "seconds": 30.0, "test_purity": 0.69}, {"epoch": 4, "seconds": 30.0, "test_purity": 0.8}]
-    assert results.epochs_to_purity(history, 0.7) == 2
-    assert results.epochs_to_purity(history, 0.8) == 4
-    assert results.epochs_to_purity(history, 0.845) is None
+    assert results.epochs_to(history, 0.7) == 2
+    assert results.epochs_to(history, 0.8) == 4
+    assert results.epochs_to(history, 0.845) is None
     out = tmp_path / "results"
     rt.collect(_run(tmp_path, 0, 0.8, curve=[None, 0.71, 0.69, 0.8]), out)
     rt.collect(_run(tmp_path, 1, 0.9, curve=[0.2, 0.5, 0.76, 0.9]), out)
@@ -252,8 +252,30 @@ def test_a_run_after_epoch_n_takes_that_epochs_scores_and_history():
         results.after_epoch(cosine, 2)
     assert results.at_epoch([cosine, record], 2) == [cut]                  # left out, not cut
     no_eval = {**record, "history": [{"epoch": 1, "seconds": 10.0}, *history[1:]]}
-    with pytest.raises(ValueError, match="no test evaluation after epoch 1"):
+    with pytest.raises(ValueError, match="no full test evaluation after epoch 1"):
         results.after_epoch(no_eval, 1)
+    no_ari = {**record, "history": [{k: v for k, v in history[0].items() if k != "test_ari"}, *history[1:]]}
+    with pytest.raises(ValueError, match="no full test evaluation after epoch 1"):
+        results.after_epoch(no_ari, 1)
+    # a k-means start after epoch 2 is part of a 3-epoch run, not of the 2-epoch run it would be cut to
+    kmeans = {**record, "config": {"cluster_init": "kmeans", "cluster_init_epoch": 2, "epochs": 3}}
+    with pytest.raises(ValueError, match="k-means after epoch 2"):
+        results.after_epoch(kmeans, 2)
+    assert results.at_epoch([kmeans], 2) == []
+    kmeans_early = {**kmeans, "config": {**kmeans["config"], "cluster_init_epoch": 1}}
+    assert results.after_epoch(kmeans_early, 2)["config"]["epochs"] == 2      # the config says the cut length
+
+
+def test_first_epoch_at_a_level_refuses_unknown_metrics_and_percentages():
+    history = [{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.99}]
+    assert results.epochs_to(history, 0.98, "accuracy") == 2
+    with pytest.raises(ValueError, match=r"metric must be one of \['purity', 'accuracy', 'nmi', 'ari'\]"):
+        results.epochs_to(history, 0.98, "acuracy")
+    for bad in (98, 0, -0.1):
+        with pytest.raises(ValueError, match="0.98 for 98 %"):
+            results.epochs_to(history, bad, "accuracy")
+    with pytest.raises(ValueError, match="0.98 for 98 %"):
+        results.scores_markdown([], {"article-b": "article"}, reach=98)
 
 
 def test_scores_table_gives_each_seeds_first_epoch_at_a_level():

@@ -119,7 +119,8 @@ def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: tor
     """Load an interrupted run's checkpoint into ``model``, ``optimizer`` and the random streams.
 
     Only ``epochs`` (to extend a finished run, unless its learning rate follows a schedule) and
-    ``device`` (to finish a GPU run on a CPU, say) may differ from the run's config; the run goes on in the dtype it trained in.
+    ``device`` (to finish a GPU run on a CPU, say) may differ from the run's config; the run goes
+    on in the dtype it trained in.
     Returns what the loop needs: ``history``, ``epoch``, ``start_commit``, ``dtype``, ``devices``.
     """
     state = load(path, map_location=device)

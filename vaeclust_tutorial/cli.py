@@ -75,13 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train the clustering VAE with the article's settings",
                        description="Train the (z, y) clustering VAE. Writes OUT/checkpoint.pt after every "
                                    "epoch, OUT/history.json, and OUT/metrics.json at the end. --config picks "
-                                   "one version of the author's script (network, lambda, estimator); every "
-                                   "other option overrides one field of it.")
+                                   "a preset (a version of the author's script, or beyond); every other "
+                                   "option overrides one field of it.")
     s.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset")
     s.add_argument("--out", required=True, type=Path, help="output folder for checkpoint and metrics")
     s.add_argument("--config", default="article-b", choices=tuple(PRESETS),
-                   help="version of the author's script: article-a (first draft), article-b (the "
-                        "article's model, default), article-c (lambda 2.5, sampled term 2)")
+                   help="article-a (the author's first draft), article-b (the article's model, "
+                        "default), article-c (lambda 2.5, sampled term 2), beyond (notebook 06: "
+                        "information and consistency terms, 10 epochs)")
     s.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (needed when it exists)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -51,6 +51,14 @@ def image_grid(images, nrow: int, pad: int = 1) -> np.ndarray:
     return make_grid(x, nrow=nrow, padding=pad, pad_value=0.0)[0].numpy()
 
 
+def _bare(ax) -> None:
+    """No ticks and no frame: an axes that only holds an image grid."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
 def _rows_figure(rows, row_labels, title, cell=0.55) -> Figure:
     """One row of images per entry of ``rows`` (each (M, 1, H, W) or None for an empty row)."""
     ncol = max((len(r) for r in rows if r is not None), default=1)
@@ -61,11 +69,8 @@ def _rows_figure(rows, row_labels, title, cell=0.55) -> Figure:
             ax.text(0.5, 0.5, "empty cluster", ha="center", va="center", transform=ax.transAxes)
         else:
             ax.imshow(image_grid(row, ncol), cmap="gray_r", vmin=0, vmax=1, aspect="equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _bare(ax)
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-        for side in ax.spines.values():
-            side.set_visible(False)
     axes[0].set_title(title, fontsize=10)
     return fig
 
@@ -115,6 +120,13 @@ def matched_generations_figure(models: dict, images, labels, classes, per_cluste
     from .metrics import contingency, hungarian_match
 
     labels = np.asarray(labels)
+    if not models:
+        raise ValueError("models is empty: pass {title: model} for at least one model")
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels must hold one class per image: {len(images)} images, labels of shape {labels.shape}")
+    if labels.min() < 0 or labels.max() >= len(classes):
+        raise ValueError(f"labels must lie in 0..{len(classes) - 1} (one per class name), "
+                         f"got {labels.min()}..{labels.max()}")
     fig = _figure((len(models) * (0.5 * per_cluster + 0.3) + 1.0, 0.5 * len(classes) + 0.9))
     axes = fig.subplots(len(classes), len(models), squeeze=False)
     for j, (title, model) in enumerate(models.items()):
@@ -128,10 +140,7 @@ def matched_generations_figure(models: dict, images, labels, classes, per_cluste
                           cmap="gray_r", vmin=0, vmax=1, aspect="equal")
             else:
                 ax.text(0.5, 0.5, "no cluster", ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for side in ax.spines.values():
-                side.set_visible(False)
+            _bare(ax)
             if j == 0:
                 ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8, color=class_colour(c))
         axes[0, j].set_title(title, fontsize=9)

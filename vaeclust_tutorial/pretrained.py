@@ -35,8 +35,9 @@ def notebook_run_dir(name: str) -> Path:
 
 def load_or_train(cfg: TrainConfig, name: str, log=print):
     """(model, history, metrics): the shipped pretrained model for ``cfg.dataset`` and ``cfg``'s
-    configuration (:data:`~vaeclust_tutorial.checkpoint.SHIPPED`) when it exists, was trained with ``cfg`` (up to where and how fast: :data:`RUNTIME_FIELDS`) and this is not
-    quick mode; otherwise train (or finish training) in :func:`notebook_run_dir`. Notebook 03."""
+    configuration (:data:`~vaeclust_tutorial.checkpoint.SHIPPED`) when it exists, was trained
+    with ``cfg`` (up to where and how fast: :data:`RUNTIME_FIELDS`) and this is not quick mode;
+    otherwise train (or finish training) in :func:`notebook_run_dir`. Notebooks 03, 04 and 06."""
     from .training import train
 
     label = config_label(cfg)

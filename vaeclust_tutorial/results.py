@@ -15,7 +15,8 @@ from . import config
 
 def precision_tag(metrics: dict) -> str:
     """"fp32" or "bf16": the precision a run trained in (records before bf16 existed are fp32)."""
-    return {"float32": "fp32", "bfloat16": "bf16"}.get(metrics.get("precision", "float32"), metrics["precision"])
+    precision = metrics.get("precision", "float32")
+    return {"float32": "fp32", "bfloat16": "bf16"}.get(precision, precision)
 
 
 def config_label(metrics: dict) -> str:
@@ -58,10 +59,35 @@ def read_summary(results_dir: str | Path = "results") -> dict[str, str]:
                                          for part in rest}}
 
 
-def epochs_to_purity(history: list, threshold: float, metric: str = "purity") -> int | None:
-    """The first epoch whose test evaluation reached ``threshold`` of the test ``metric`` (purity,
-    or accuracy: Hungarian), or None."""
+# The test scores every results file records, in the order tables show them.
+METRICS = ("purity", "accuracy", "nmi", "ari")
+
+
+def epochs_to(history: list, threshold: float, metric: str = "purity") -> int | None:
+    """The first epoch whose test evaluation reached ``threshold`` (a fraction, 0 < t <= 1) of the
+    test ``metric`` (one of :data:`METRICS`; accuracy is Hungarian), or None. Notebooks 05 and 06."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold is a fraction in (0, 1] (0.98 for 98 %), got {threshold}")
     return next((h["epoch"] for h in history if h.get(f"test_{metric}", -1.0) >= threshold), None)
+
+
+def _cut_refusal(record: dict, epoch: int) -> str | None:
+    """Why ``record`` cannot be read as a run of ``epoch`` epochs (:func:`after_epoch`), or None."""
+    cfg = record.get("config", {})
+    if cfg.get("lr_schedule", "constant") != "constant":
+        return (f"the run {run_name(record)} follows a learning-rate schedule over its {record['epochs']} "
+                f"epochs: its epoch {epoch} is not a shorter run's end")
+    if cfg.get("cluster_init") == "kmeans" and epoch <= cfg.get("cluster_init_epoch", 1):
+        return (f"the run {run_name(record)} starts its clusters from k-means after epoch "
+                f"{cfg.get('cluster_init_epoch', 1)}: a run of {epoch} epochs would not have that start")
+    if not 1 <= epoch <= record["epochs"]:
+        return f"epoch must be within 1..{record['epochs']} (the run's length), got {epoch}"
+    entry = next((h for h in record.get("history", []) if h["epoch"] == epoch), None)
+    if entry is None or any(f"test_{m}" not in entry for m in METRICS):
+        return f"the run {run_name(record)} has no full test evaluation after epoch {epoch}"
+    return None
 
 
 def after_epoch(record: dict, epoch: int) -> dict:
@@ -69,19 +95,18 @@ def after_epoch(record: dict, epoch: int) -> dict:
     ``epochs`` set to ``epoch``, the history cut there, no train scores. Nothing in training
     depends on the number of epochs asked for (no schedule), so this is the record a run of
     ``epoch`` epochs with the same seed would have written, up to its timing: notebook 06 sets the
-    article's 50-epoch runs beside 10-epoch ones this way. Runs with a learning-rate schedule
-    (which does depend on the length) are refused."""
-    if record.get("config", {}).get("lr_schedule", "constant") != "constant":
-        raise ValueError(f"the run {run_name(record)} follows a learning-rate schedule over its "
-                         f"{record['epochs']} epochs: its epoch {epoch} is not a shorter run's end")
-    if not 1 <= epoch <= record["epochs"]:
-        raise ValueError(f"epoch must be within 1..{record['epochs']} (the run's length), got {epoch}")
-    entry = next((h for h in record["history"] if h["epoch"] == epoch), None)
-    if entry is None or "test_accuracy" not in entry:
-        raise ValueError(f"the run {run_name(record)} has no test evaluation after epoch {epoch}")
-    test = {m: entry[f"test_{m}"] for m in ("purity", "accuracy", "nmi", "ari")}
+    article's 50-epoch runs beside 10-epoch ones this way. Refused (``ValueError``): runs with a
+    learning-rate schedule (which depends on the length), runs whose k-means start came at or
+    after ``epoch``, and epochs without a full test evaluation."""
+    refusal = _cut_refusal(record, epoch)
+    if refusal:
+        raise ValueError(refusal)
+    entry = next(h for h in record["history"] if h["epoch"] == epoch)
+    test = {m: entry[f"test_{m}"] for m in METRICS}
     history = [h for h in record["history"] if h["epoch"] <= epoch]
     cut = {k: v for k, v in record.items() if k != "train"}
+    if "epochs" in cut.get("config", {}):
+        cut["config"] = {**cut["config"], "epochs": epoch}
     return {**cut, "epochs": epoch, "test": test, "history": history,
             "wall_seconds": sum(h.get("seconds", 0.0) for h in history)}
 
@@ -132,16 +157,10 @@ def ablation_rows() -> dict[str, str]:
 
 def at_epoch(records: list[dict], epoch: int) -> list[dict]:
     """The runs of ``epoch`` epochs, and the longer ones as they stood after ``epoch``
-    (:func:`after_epoch`; runs with a learning-rate schedule or without a test evaluation there
-    are left out): every run
-    compared at the same length. Notebook 06 and the ablation tables."""
-    out = []
-    for r in records:
-        if r["epochs"] == epoch:
-            out.append(r)
-        elif r["epochs"] > epoch and r.get("config", {}).get("lr_schedule", "constant") == "constant" and any(h["epoch"] == epoch and "test_accuracy" in h for h in r.get("history", [])):
-            out.append(after_epoch(r, epoch))
-    return out
+    (:func:`after_epoch`; the runs it refuses are left out): every run compared at the same
+    length. Notebook 06 and the ablation tables."""
+    return [r if r["epochs"] == epoch else after_epoch(r, epoch)
+            for r in records if r["epochs"] == epoch or (r["epochs"] > epoch and not _cut_refusal(r, epoch))]
 
 
 def _mean_std(values: list[float]) -> str:
@@ -157,8 +176,11 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
     (:func:`config_label`) to the name the row shows (what it adds, in an ablation); for each
     number of epochs, one run per seed: its fp32 run where there is one, else its bf16 one (the
-    precision column then names which seeds ran in which). Configs with no runs say so. With ``reach`` (e.g. 0.98), a last column gives each seed's first epoch at or above
-    that Hungarian accuracy ("–": never). Notebooks 05 and 06."""
+    precision column then names which seeds ran in which). Configs with no runs say so. With
+    ``reach`` (a fraction, e.g. 0.98), a last column gives each seed's first epoch at or above that
+    Hungarian accuracy ("–": never). Notebooks 05 and 06."""
+    if reach is not None and not 0 < reach <= 1:
+        raise ValueError(f"reach is a fraction in (0, 1] (0.98 for 98 %), got {reach}")
     extra = f" first epoch at {100 * reach:g} % Hungarian |" if reach is not None else ""
     lines = ["| dataset | config | runs | epochs | precision | Hungarian % | purity % | NMI % | ARI % "
              "| each seed: Hungarian % |" + extra,
@@ -181,7 +203,7 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
 
 def one_run_per_seed(runs) -> list[dict]:
     """The runs sorted by seed, one per seed: its fp32 run where there is one, else its bf16 run
-    (bf16 and fp32 agree within seed noise: docs/reproduction.md)."""
+    (bf16 and fp32 agree within seed noise: docs/reproduction.md). Notebook 06's tables."""
     best = {}
     for r in runs:
         if r["seed"] not in best or (precision_tag(r) == "fp32" and precision_tag(best[r["seed"]]) != "fp32"):
@@ -195,9 +217,9 @@ def _precisions(group: list[dict]) -> str:
     if len(tags) == 1:
         return tags.pop()
     return ", ".join(f"{tag} ({', '.join(str(r['seed']) for r in group if precision_tag(r) == tag)})"
-                     for tag in ("fp32", "bf16") if tag in tags)
+                     for tag in sorted(tags, key=lambda t: (t != "fp32", t)))
 
 
 def _epochs_to(group: list[dict], reach: float) -> str:
     """Each run's first epoch at or above ``reach`` test Hungarian accuracy, "–" where it never did."""
-    return ", ".join(str(epochs_to_purity(r.get("history", []), reach, "accuracy") or "–") for r in group)
+    return ", ".join(str(epochs_to(r.get("history", []), reach, "accuracy") or "–") for r in group)

@@ -73,7 +73,8 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
     per epoch. ``constant``: ``cfg.lr`` (the article's Adam). ``cosine``: ``cfg.lr`` times
     (1 + cos(pi t / T)) / 2 at step t of T = epochs x steps (Loshchilov and Hutter 2017,
     SGDR, arXiv:1608.03983, without restarts): the last epochs settle instead of hopping between
-    nearby partitions. A function of the step alone, so a resumed run follows the same curve."""
+    nearby partitions. A function of the step alone, so a resumed run follows the same curve.
+    An option of notebook 06's configuration, not part of the preset ``beyond``."""
     if cfg.lr_schedule == "constant":
         return cfg.lr
     t, total_steps = (epoch - 1) * steps + step, cfg.epochs * steps
