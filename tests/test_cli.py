@@ -67,6 +67,11 @@ def test_train_options_override_the_preset_and_nothing_else():
     cfg = config_from_args(args)
     assert (cfg.seed, cfg.n_clusters, cfg.train_limit) == (3, 12, 700)
     assert (cfg.network, cfg.lam, cfg.estimator) == (preset("article-c").network, 2.5, "sample")
+    args = build_parser().parse_args(["train", "--dataset", "fashion-mnist", "--out", "x", "--config", "beyond",
+                                      "--move-flip"])
+    cfg, beyond = config_from_args(args), preset("beyond")
+    assert (cfg.dataset, cfg.move_flip, cfg.info_weight, cfg.consistency_weight, cfg.term2_trains_classifier) == \
+        ("fashion-mnist", True, beyond.info_weight, beyond.consistency_weight, False)
 
 
 def test_prepare_reports_each_dataset(capsys):

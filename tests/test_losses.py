@@ -166,6 +166,11 @@ def test_the_terms_beyond_the_article_enter_only_when_weighted():
     model.zero_grad()
     beyond["cluster_kl"].backward()                                # held fixed: no gradient to p(y|z)
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.classifier.parameters())
+    # move_flip changes only the moves: the same draws, half the moved images mirrored
+    flipped = [losses.cluster_vae_loss(x, out, model, preset("article-a", consistency_weight=10.0, move_flip=flip))
+               for flip in (False, True) if torch.manual_seed(1)]
+    assert flipped[0]["reconstruction"].item() == flipped[1]["reconstruction"].item()
+    assert flipped[0]["consistency"].item() != pytest.approx(flipped[1]["consistency"].item(), rel=1e-3)
 
 
 def test_cluster_kls_is_the_gaussian_kl_of_the_code_moved_by_each_mean():
