@@ -8,9 +8,11 @@ from vaeclust_tutorial.config import config_label
 SHIPPED = [k for k in checkpoint.SHIPPED if checkpoint.shipped_path(*k).exists()]
 
 
-def test_the_article_model_ships_for_every_dataset():
-    missing = [k for k in checkpoint.SHIPPED if k[1] == "article-b" and k not in SHIPPED]
+def test_every_shipped_model_is_in_the_package():
+    # the article's model and `beyond`, for both datasets
+    missing = [k for k in checkpoint.SHIPPED if k not in SHIPPED]
     assert not missing, f"no shipped checkpoint for {missing}: ship one with `python tools/ship.py`"
+    assert {config for _, config in checkpoint.SHIPPED} == {"article-b", "beyond"}
 
 
 @pytest.mark.parametrize("key", SHIPPED, ids=str)
