@@ -42,7 +42,7 @@ from vaeclust_tutorial.models import build_model  # noqa: E402
 from vaeclust_tutorial.runtime import cpu_model, resolve_device, resolve_precision  # noqa: E402
 from vaeclust_tutorial.training import MEMORY_FORMAT, make_optimizer, train_step  # noqa: E402
 
-BEYOND = "beyond"   # the preset: article-b with the three ingredients of notebook 06
+BEYOND = "beyond"   # the preset: article-b with the two ingredients of notebook 06
 DEFAULT_CONFIGS = ("article-b", BEYOND)
 EPOCH_IMAGES = 60000
 

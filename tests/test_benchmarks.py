@@ -178,9 +178,9 @@ def test_docs_cost_table_is_generated_from_the_committed_report(cost):
 
 def test_cost_configs_are_written_as_sweep_specs_and_bad_ones_say_what_to_write(cost):
     cfg = cost.parse_config(cost.BEYOND)
-    assert (cfg.cat_weight, cfg.info_weight, cfg.consistency_weight, cfg.term2_trains_classifier) == (0, 5, 50, False)
+    assert (cfg.cat_weight, cfg.info_weight, cfg.consistency_weight, cfg.term2_trains_classifier) == (0, 5, 50, True)
     assert cost.config_label(cfg) == "beyond" == cost.config_label(cost.parse_config(
-        "article-b+no-term2-trains-classifier+consistency-weight=50+info-weight=5+cat-weight=0"))
+        "article-b+consistency-weight=50+info-weight=5+cat-weight=0"))
     for bad, says in [("mnist:article-b:0", "only the CONFIG part"), ("article-b+kmeans-e2", "leave +kmeans-eN out"),
                       ("article-z", "unknown config"), ("article-b+no-such=1", "not a setting of the model")]:
         with pytest.raises(ValueError, match=re.escape(says)):

@@ -71,7 +71,7 @@ def test_train_options_override_the_preset_and_nothing_else():
                                       "--move-flip"])
     cfg, beyond = config_from_args(args), preset("beyond")
     assert (cfg.dataset, cfg.move_flip, cfg.info_weight, cfg.consistency_weight, cfg.term2_trains_classifier) == \
-        ("fashion-mnist", True, beyond.info_weight, beyond.consistency_weight, False)
+        ("fashion-mnist", True, beyond.info_weight, beyond.consistency_weight, True)
 
 
 def test_prepare_reports_each_dataset(capsys):

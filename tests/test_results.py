@@ -291,15 +291,20 @@ def test_scores_table_gives_each_seeds_first_epoch_at_a_level():
     assert row.endswith("| 0: 99.0, 1: 97.0 | 2, – |") and missing.count("|") == head.count("|")
 
 
-def test_ablation_rows_add_one_ingredient_each_and_end_at_the_preset():
+def test_ablation_rows_add_one_ingredient_each_end_at_the_preset_then_list_what_was_left_out():
     from vaeclust_tutorial.config import PRESETS, config_label, preset
 
-    labels = list(results.ablation_rows())
-    assert labels[0] == "article-b" and labels[-1] == "beyond" == config_label(preset("beyond"))
-    assert len(set(labels)) == 4
+    rows = results.ablation_rows()
+    labels = list(rows)
+    assert labels[0] == "article-b" and labels[2] == "beyond" == config_label(preset("beyond"))
+    assert "(= beyond)" in rows["beyond"]
     # each row differs from the one before in the settings of one ingredient
     info = preset("article-b", cat_weight=0.0, info_weight=PRESETS["beyond"]["info_weight"])
-    assert labels[1] == config_label(info)
+    assert labels[1] == config_label(info) == "beyond+consistency-weight=0"
+    # then one row per switch tried on top of the preset and left out of it
+    assert labels[3:] == [config_label(preset("beyond", **changes)) for changes in results.ABLATION_LEFT_OUT.values()]
+    assert labels[3] == "beyond+no-term2-trains-classifier" and "left out" in rows[labels[3]]
+    assert len(set(labels)) == len(labels) == 3 + len(results.ABLATION_LEFT_OUT)
 
 
 def test_runs_are_compared_at_one_length():

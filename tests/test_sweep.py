@@ -40,7 +40,7 @@ def test_a_kmeans_start_spec_names_the_run_as_results_does_and_passes_the_option
 
 def test_settings_in_a_spec_reach_train_and_name_the_run_as_results_does(tmp_path):
     spec, = parse_spec("mnist:article-b+cat-weight=0+info-weight=1+no-term2-trains-classifier:2")
-    assert spec.name == "mnist-beyond+consistency-weight=0+info-weight=1-seed2"       # named by the nearest preset
+    assert spec.name == "mnist-article-b+cat-weight=0+info-weight=1+no-term2-trains-classifier-seed2"  # nearest preset
     cmd = train_command(spec, tmp_path, 10, "cpu", "auto")
     assert cmd[-5:] == ["--cat-weight", "0", "--info-weight", "1", "--no-term2-trains-classifier"]
     metrics = {"dataset": "mnist", "network": "article-b", "seed": 2, "precision": "float32",

@@ -139,19 +139,24 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
     return "\n".join(lines)
 
 
+# Switches tried on top of ``beyond`` and left out of it: {what the row is: the settings it changes}.
+ABLATION_LEFT_OUT = {"beyond, term 2's weights fixed (tried, left out)": dict(term2_trains_classifier=False)}
+
+
 def ablation_rows() -> dict[str, str]:
     """Notebook 06's ablation, from the article's model to the preset ``beyond``, one ingredient
-    per row: {config label: what the row adds}. The settings are ``beyond``'s, so the rows follow
-    the preset if its weights change."""
+    per row, then the switches tried and left out (:data:`ABLATION_LEFT_OUT`): {config label: what
+    the row adds}. The settings are ``beyond``'s, so the rows follow the preset if it changes."""
     beyond = config.PRESETS["beyond"]
     steps = [("the article's model", ()),
              ("term 3 replaced by the information term", ("cat_weight", "info_weight")),
-             ("+ consistency under small moves", ("consistency_weight",)),
-             ("+ term 2's weights fixed (= beyond)", ("term2_trains_classifier",))]
+             ("+ consistency under small moves (= beyond)", ("consistency_weight",))]
     rows, settings = {}, {}
     for what, fields in steps:
         settings.update({f: beyond[f] for f in fields})
         rows[config.config_label(config.preset("article-b", **settings))] = what
+    for what, changes in ABLATION_LEFT_OUT.items():
+        rows[config.config_label(config.preset("beyond", **changes))] = what
     return rows
 
 
