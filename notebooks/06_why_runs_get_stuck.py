@@ -322,7 +322,7 @@ Markdown(results.scores_markdown(results.at_epoch(records, 10), results.ablation
 # Read the table by its "runs" and "each seed" columns: the goal is every seed, not the best one.
 # On MNIST, `beyond` lands every one of five seeds at 98.4–98.8 % after 10 epochs, where the
 # article's model is near 60 % at that point, and each seed passes 98 % by epoch 8. The
-# information term alone is not enough (73.4 and 63.9 % on the two seeds run so far): it is the
+# information term alone is not enough (66.2–73.4 % on the three seeds run so far): it is the
 # consistency term on top of it that makes the runs land. The last MNIST row is the third change
 # of section 4, term 2's weights held fixed: with it one seed stays stuck at 80.8 % and every
 # other seed ends lower than without it, so `beyond` leaves it out. On Fashion-MNIST `beyond` is
