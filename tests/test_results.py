@@ -219,6 +219,20 @@ def test_ablation_row_takes_one_run_per_seed_and_names_mixed_precisions():
     assert [r["seed"] for r in results.one_run_per_seed(records)] == [0, 1, 2]
 
 
+def test_rows_with_different_seeds_are_compared_on_the_seeds_they_share():
+    def record(seed, accuracy, dataset="mnist", precision="float32", **cfg):
+        return {"dataset": dataset, "network": "article-b", "seed": seed, "epochs": 10, "precision": precision,
+                "config": cfg, "test": {"accuracy": accuracy}}
+
+    records = [record(s, 0.5 + s / 10) for s in range(5)] + [record(s, 0.9, info_weight=1.0) for s in (1, 3, 7)]
+    records += [record(1, 0.1, precision="bfloat16"), record(3, 0.2, dataset="fashion-mnist", info_weight=1.0)]
+    pairs = results.on_common_seeds(records, "mnist", ["article-b", "article-b+info-weight=1"])
+    assert [[r["seed"] for r in runs] for runs in pairs.values()] == [[1, 3], [1, 3]]
+    assert [r["test"]["accuracy"] for r in pairs["article-b"]] == [0.6, 0.8]     # fp32 run of seed 1, not bf16
+    with pytest.raises(ValueError, match="no seed"):
+        results.on_common_seeds(records, "fashion-mnist", ["article-b", "article-b+info-weight=1"])
+
+
 def test_config_labels_name_presets_settings_and_old_records():
     from vaeclust_tutorial.config import config_label, preset
 

@@ -216,6 +216,20 @@ def one_run_per_seed(runs) -> list[dict]:
     return [best[seed] for seed in sorted(best)]
 
 
+def on_common_seeds(records: list[dict], dataset: str, labels) -> dict[str, list[dict]]:
+    """For each config label of ``labels``, its runs on ``dataset`` (one per seed,
+    :func:`one_run_per_seed`) on the seeds that every label has run, so that two rows of a table
+    with different seeds can be compared seed for seed: {label: runs sorted by seed}. Raises
+    ``ValueError`` when the labels share no seed. Notebook 06."""
+    labels = list(labels)
+    runs = {label: {r["seed"]: r for r in one_run_per_seed(
+        r for r in records if r["dataset"] == dataset and config_label(r) == label)} for label in labels}
+    common = set.intersection(*(set(by_seed) for by_seed in runs.values())) if labels else set()
+    if not common:
+        raise ValueError(f"no seed has a run of every one of {labels} on {dataset}")
+    return {label: [runs[label][seed] for seed in sorted(common)] for label in labels}
+
+
 def _precisions(group: list[dict]) -> str:
     """"fp32", "bf16", or, for a mixed group, which seeds ran in which: "fp32 (1, 2), bf16 (0)"."""
     tags = {precision_tag(r) for r in group}
