@@ -142,7 +142,8 @@ PRESETS = {
     # information term, and consistency under small affine moves. Weights: info 5, consistency 50
     # (x5 the first probes' 1 and 10, which left the clustering terms too weak beside the
     # reconstruction); 10 epochs. A third switch, term 2's weights held fixed, was tried and left
-    # out (ABLATION_LEFT_OUT). docs/reproduction.md says how each choice was made.
+    # out; it and the other changes tried are rows of results.ABLATION_TRIED.
+    # docs/reproduction.md says how each choice was made.
     "beyond": dict(network="article-b", lam=5.0, estimator="closed-form", epochs=10, cat_weight=0.0,
                    info_weight=5.0, consistency_weight=50.0),
 }

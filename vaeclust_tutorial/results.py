@@ -139,13 +139,15 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
     return "\n".join(lines)
 
 
-# Switches tried on top of ``beyond`` and left out of it: {what the row is: the settings it changes}.
-ABLATION_LEFT_OUT = {"beyond, term 2's weights fixed (tried, left out)": dict(term2_trains_classifier=False)}
+# Changes to ``beyond`` tried beside it, each a row after it in notebook 06's ablation: {what the
+# row is, with its verdict: the settings it changes}. docs/reproduction.md says what each gave.
+ABLATION_TRIED = {"beyond, term 2's weights fixed (tried, left out)": dict(term2_trains_classifier=False),
+                  "beyond, learning rate falling along a half cosine (tried)": dict(lr_schedule="cosine")}
 
 
 def ablation_rows() -> dict[str, str]:
     """Notebook 06's ablation, from the article's model to the preset ``beyond``, one ingredient
-    per row, then the switches tried and left out (:data:`ABLATION_LEFT_OUT`): {config label: what
+    per row, then the changes tried beside it (:data:`ABLATION_TRIED`): {config label: what
     the row adds}. The settings are ``beyond``'s, so the rows follow the preset if it changes."""
     beyond = config.PRESETS["beyond"]
     steps = [("the article's model", ()),
@@ -155,7 +157,7 @@ def ablation_rows() -> dict[str, str]:
     for what, fields in steps:
         settings.update({f: beyond[f] for f in fields})
         rows[config.config_label(config.preset("article-b", **settings))] = what
-    for what, changes in ABLATION_LEFT_OUT.items():
+    for what, changes in ABLATION_TRIED.items():
         rows[config.config_label(config.preset("beyond", **changes))] = what
     return rows
 
