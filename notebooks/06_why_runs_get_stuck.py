@@ -346,8 +346,8 @@ for dataset in ("mnist", "fashion-mnist"):
 # The first is the third change of section 4, term 2's weights held fixed: with it one seed
 # stays stuck at 80.8 % and every other seed ends lower than without it (two of those five ran
 # in bf16, as the precision column says). The second lets the learning rate fall to zero along
-# a half cosine, to settle the last epochs: it does settle them, but lands no higher (98.4–98.7 %
-# on three seeds). So `beyond` keeps neither.
+# a half cosine, meant to settle the last epochs: it lands no higher (98.4–98.7 % on three
+# seeds). So `beyond` keeps neither.
 #
 # On Fashion-MNIST `beyond` is barely above the article's model: on the seeds both have run
 # (printed above) within a point of it, higher on two seeds of three, with a wider spread, and
@@ -477,8 +477,8 @@ plots.matched_generations_figure(fashion_models, fashion.images, fashion.labels.
 # * Section 5's table, read from `results/`, shows what each gave on every seed that has been
 #   run; where a row says "not run yet", this notebook makes no claim. A third change that
 #   sounded right, term 2 no longer training the classifier, made MNIST worse, and a learning
-#   rate falling along a cosine settled the last epochs without raising them: measure before you
-#   believe.
+#   rate falling along a cosine, meant to settle the last epochs, did not raise them: measure
+#   before you believe.
 # * On MNIST, `beyond` lands every one of five seeds at 98.4–98.8 % in 10 epochs. The shipped
 #   median seed still generates its digit from each cluster, and its clusters change under small
 #   moves for 1.1 % of the images against the article's 22.3 %. On Fashion-MNIST it is within a
