@@ -173,6 +173,34 @@ def test_the_terms_beyond_the_article_enter_only_when_weighted():
     assert flipped[0]["consistency"].item() != pytest.approx(flipped[1]["consistency"].item(), rel=1e-3)
 
 
+def test_the_over_clustering_head_adds_its_own_terms_and_leaves_the_others_alone():
+    from vaeclust_tutorial.models import conv_cluster_vae
+    torch.manual_seed(0)
+    plain, over = conv_cluster_vae("article-a"), conv_cluster_vae("article-a", overcluster_k=30)
+    assert over.overcluster.net[-1].out_features == 30 and plain.overcluster is None
+    over.load_state_dict({**over.state_dict(), **plain.state_dict()})    # the same encoder, decoder, classifier
+    x = torch.rand(6, 1, 28, 28)
+    cfg = preset("beyond", overcluster_k=30)
+    torch.manual_seed(1)
+    out = plain(x)
+    without = losses.cluster_vae_loss(x, out, plain, cfg)
+    torch.manual_seed(1)
+    out = over(x)
+    with_head = losses.cluster_vae_loss(x, out, over, cfg)
+    assert list(with_head) == ["reconstruction", "cluster_kl", "categorical_kl", "batch_information",
+                               "overcluster_information", "consistency", "overcluster_consistency"]
+    assert set(with_head) - set(without) == {"overcluster_information", "overcluster_consistency"}
+    for name, value in without.items():                           # same moves, same terms for the K clusters
+        assert with_head[name].item() == pytest.approx(value.item(), rel=1e-6), name
+    over.zero_grad()
+    (with_head["overcluster_information"] + with_head["overcluster_consistency"]).backward()
+    def moved(module):
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    # the head's terms train the head and the encoder, never the classifier that is read out
+    assert moved(over.overcluster) and moved(over.encoder)
+    assert not moved(over.classifier) and not moved(over.decoder) and over.means.grad is None
+
+
 def test_cluster_kls_is_the_gaussian_kl_of_the_code_moved_by_each_mean():
     g = torch.Generator().manual_seed(3)
     mu, logvar, means = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(5, 6, generator=g)

@@ -124,3 +124,15 @@ def test_fused_adam_makes_the_per_tensor_update():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+
+
+def test_an_over_clustering_head_keeps_the_draws_of_the_article_model():
+    torch.manual_seed(0)
+    plain = conv_cluster_vae("article-b")
+    torch.manual_seed(0)
+    over = conv_cluster_vae("article-b", overcluster_k=50)
+    for name, p in plain.state_dict().items():            # the head is initialised after the rest
+        assert torch.equal(p, over.state_dict()[name]), name
+    assert set(over.state_dict()) - set(plain.state_dict()) == {f"overcluster.net.{i}.{w}" for i in (0, 2)
+                                                                for w in ("weight", "bias")}
+    assert build_model(preset("beyond", overcluster_k=50)).overcluster.net[-1].out_features == 50

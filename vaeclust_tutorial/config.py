@@ -80,6 +80,9 @@ class TrainConfig:
     move_shift: float = option(2.0, "consistency: largest shift, pixels", minimum=0)
     move_flip: bool = option(False, "consistency: also mirror half the images left to right (a symmetry "
                                     "of clothes, not of digits)")
+    overcluster_k: int = option(0, "K of an auxiliary over-clustering head (IIC): a second classifier on z, "
+                                   "trained by the information and consistency terms only; it shapes z and "
+                                   "is never read out (losses.cluster_vae_loss; 0: none)", minimum=0)
     lr_schedule: str = option("constant", "constant: lr throughout, as the article; cosine: lr falls to 0 "
                                           "along a half cosine over the run's steps (training.learning_rate)",
                               choices=LR_SCHEDULES)
@@ -125,6 +128,12 @@ def validate(cfg: TrainConfig) -> None:
     """Raise ``ValueError`` naming the bad field, what is valid, and the fix."""
     for f in dataclasses.fields(cfg):
         _check_field(f, getattr(cfg, f.name))
+    if cfg.overcluster_k == 1:
+        raise ValueError("overcluster_k=1 is invalid: an over-clustering head needs at least 2 clusters "
+                         "(use 0 for no head)")
+    if cfg.overcluster_k and not (cfg.info_weight or cfg.consistency_weight):
+        raise ValueError(f"overcluster_k={cfg.overcluster_k} needs info_weight > 0 or consistency_weight > 0: "
+                         "those terms are what train the over-clustering head")
     if cfg.cluster_init == "kmeans" and cfg.cluster_init_epoch >= cfg.epochs:
         raise ValueError(f"cluster_init_epoch={cfg.cluster_init_epoch} leaves no epoch after the k-means start "
                          f"(epochs={cfg.epochs}): use cluster_init_epoch < epochs")

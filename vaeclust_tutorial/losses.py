@@ -140,7 +140,11 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
 
     ``cfg.estimator`` picks term 2: ``"closed-form"`` (:func:`cluster_kl`) or ``"sample"``
     (:func:`cluster_kl_sample`); ``cfg.cat_weight`` scales term 3 (0 drops it). Notebook 02.
-    The terms beyond the article enter only with a weight above 0.
+    The terms beyond the article enter only with a weight above 0. With an over-clustering head
+    (``cfg.overcluster_k`` > 0; IIC, Ji et al. 2019, arXiv 1807.06653, sec. 3.3) the same two
+    terms, with the same weights, are applied to its K_over clusters too
+    (``overcluster_information``, ``overcluster_consistency``): the head asks z to separate finer
+    groups of images, and nothing else reads it.
     """
     # term 2's weights: p(y|z), or the same values held fixed so that term 2 trains the means and
     # the encoder but not the classifier (cfg.term2_trains_classifier=False)
@@ -152,17 +156,25 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     terms = {"reconstruction": reconstruction(x, out.x_hat, cfg.lam),
              "cluster_kl": kl,
              "categorical_kl": cfg.cat_weight * categorical_kl(out.logits)}
+    over = getattr(model, "overcluster", None)   # the over-clustering head (cfg.overcluster_k), or None
     if cfg.info_weight:
         terms["batch_information"] = cfg.info_weight * batch_information(out.p_y, cfg.info_balance)
+        if over is not None:
+            with autocast(x.device, out.z.dtype):
+                p_over = torch.softmax(over(out.z).float(), -1)                        # (B, K_over)
+            terms["overcluster_information"] = cfg.info_weight * batch_information(p_over, cfg.info_balance)
     if cfg.consistency_weight:
         from .augment import random_affine
 
         moved = random_affine(x, rotation=cfg.move_rotation, scale=cfg.move_scale, shift=cfg.move_shift,
                               flip=cfg.move_flip)
+        heads = {"consistency": model.classifier, **({"overcluster_consistency": over} if over is not None else {})}
         with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
-            p_clean = torch.softmax(model.classifier(out.mu).float(), -1)             # p(y | mu(x))
-            p_moved = torch.softmax(model.classifier(model.encoder(moved)[0]).float(), -1)
-        terms["consistency"] = cfg.consistency_weight * consistency(p_clean, p_moved)
+            mu_moved = model.encoder(moved)[0]
+            for name, head in heads.items():
+                p_clean = torch.softmax(head(out.mu).float(), -1)                       # p(y | mu(x))
+                p_moved = torch.softmax(head(mu_moved).float(), -1)                     # p(y | mu(T(x)))
+                terms[name] = cfg.consistency_weight * consistency(p_clean, p_moved)
     return terms
 
 

@@ -133,12 +133,17 @@ class ClusterVAE(nn.Module):
     q(z|y) = N(means[y], I), zeros at the start as in the article. In training the
     classifier sees the *sampled* z (as the author's script); :meth:`encode` and
     :func:`~vaeclust_tutorial.inference.predict` use the mean mu(x), as its evaluation does.
+
+    ``overcluster`` (beyond the article, notebook 06): an optional second classifier on z with
+    more clusters than K, trained only by the terms beyond the article and never read out
+    (IIC's auxiliary over-clustering head); ``None`` in the article's model.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, classifier: nn.Module, *,
-                 n_clusters: int, latent_dim: int):
+                 n_clusters: int, latent_dim: int, overcluster: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder, self.classifier = encoder, decoder, classifier
+        self.overcluster = overcluster
         self.means = nn.Parameter(torch.zeros(n_clusters, latent_dim))  # (K, d)
 
     @property
@@ -224,20 +229,25 @@ def conv_vae(network: str = "article-b", latent_dim: int = 20) -> VAE:
 
 
 def conv_cluster_vae(network: str = "article-b", *, latent_dim: int = 20, n_clusters: int = 10,
-                     hidden_dim: int = 256) -> ClusterVAE:
-    """The article's clustering VAE, one of article-a/b/c, with Keras' initialisation. Notebook 03."""
+                     hidden_dim: int = 256, overcluster_k: int = 0) -> ClusterVAE:
+    """The article's clustering VAE, one of article-a/b/c, with Keras' initialisation. Notebook 03.
+    ``overcluster_k`` > 0 adds an over-clustering head of that many clusters (notebook 06)."""
     double, act = check_architecture(network)
-    return keras_init_(ClusterVAE(
+    model = keras_init_(ClusterVAE(
         ConvEncoder(latent_dim=latent_dim, double_conv=double, activation=act),
         ConvDecoder(latent_dim=latent_dim, double_conv=double, activation=act),
         Classifier(latent_dim=latent_dim, hidden_dim=hidden_dim, n_clusters=n_clusters),
         n_clusters=n_clusters, latent_dim=latent_dim))
+    if overcluster_k:   # drawn after the rest: the article's modules start as they do without the head
+        model.overcluster = keras_init_(Classifier(latent_dim=latent_dim, hidden_dim=hidden_dim,
+                                                   n_clusters=overcluster_k))
+    return model
 
 
 def build_model(cfg) -> ClusterVAE:
     """A fresh :class:`ClusterVAE` for a :class:`~vaeclust_tutorial.config.TrainConfig`."""
     return conv_cluster_vae(cfg.network, latent_dim=cfg.latent_dim, n_clusters=cfg.n_clusters,
-                            hidden_dim=cfg.hidden_dim)
+                            hidden_dim=cfg.hidden_dim, overcluster_k=cfg.overcluster_k)
 
 
 def multiply_adds(model: nn.Module) -> int:
