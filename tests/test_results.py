@@ -203,6 +203,9 @@ def test_ablation_table_reports_every_seed_and_the_rows_not_run():
     assert lines[2].startswith("| mnist | article | 1 | 10 | fp32 | 70.0 | 70.0 |")      # fp32 preferred; one run, no ±
     assert lines[3].startswith("| mnist | info | 2 | 10 | fp32 | 85.0 ± 7.1 |") and lines[3].endswith("| 0: 90.0, 1: 80.0 |")
     assert "| cons | 0 |" in lines[4] and "not run yet" in lines[4]
+    # a row that mirrors images is left out where mirroring changes the class, said "not run yet" elsewhere
+    flips = results.scores_markdown(records, {"beyond+move-flip": "flip"}).splitlines()[2:]
+    assert len(flips) == 1 and flips[0].startswith("| fashion-mnist | flip | 0 |") and "not run yet" in flips[0]
 
 
 def test_ablation_row_takes_one_run_per_seed_and_names_mixed_precisions():

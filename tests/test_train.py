@@ -359,3 +359,14 @@ def test_a_cosine_run_resumes_exactly_after_a_crash_and_only_at_its_own_length(t
     constant = train(preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu"), tmp_path / "c",
                      splits=mnist_small, progress=False)
     assert constant.history[1]["loss"] != whole.history[1]["loss"]                 # the schedule is applied
+
+
+def test_mirroring_digits_is_warned_about(mnist_small):
+    lines = []
+    cfg = preset("beyond", epochs=1, train_limit=200, test_limit=100, device="cpu", move_flip=True)
+    train(cfg, splits=mnist_small, progress=False, log=lines.append)
+    assert any("warning: move_flip" in line and "a mirrored 2 is no digit" in line for line in lines)
+    lines.clear()
+    train(preset("beyond", epochs=1, train_limit=200, test_limit=100, device="cpu"), splits=mnist_small,
+          progress=False, log=lines.append)
+    assert not any("warning" in line for line in lines)

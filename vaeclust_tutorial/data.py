@@ -41,12 +41,14 @@ from .files import atomic_write_bytes
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset is: its torchvision folder, class names, and the pinned files."""
+    """What a dataset is: its torchvision folder, class names, the pinned files, and whether a
+    left-right mirror keeps an image's class (``config.TrainConfig.move_flip``)."""
 
     name: str
     folder: str                   # torchvision's folder under the data root
     classes: tuple[str, ...]
     sha256: dict                  # IDX file name -> SHA-256 of its uncompressed bytes
+    mirror_symmetric: bool = False   # a mirrored shoe is a shoe; a mirrored 2 is no digit, a mirrored 5 is near a 2
 
 
 SPLITS = ("train", "test")
@@ -67,6 +69,7 @@ DATASETS = {
         name="fashion-mnist", folder="FashionMNIST",
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        mirror_symmetric=True,
         sha256={
             "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
             "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",

@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from . import config
+from .data import DATASETS
 
 
 def precision_tag(metrics: dict) -> str:
@@ -183,7 +184,8 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
     (:func:`config_label`) to the name the row shows (what it adds, in an ablation); for each
     number of epochs, one run per seed: its fp32 run where there is one, else its bf16 one (the
-    precision column then names which seeds ran in which). Configs with no runs say so. With
+    precision column then names which seeds ran in which). Configs with no runs say so, except
+    those that mirror images on a dataset whose classes are not mirror symmetric: left out. With
     ``reach`` (a fraction, e.g. 0.98), a last column gives each seed's first epoch at or above that
     Hungarian accuracy ("–": never). Notebooks 05 and 06."""
     if reach is not None and not 0 < reach <= 1:
@@ -195,6 +197,8 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
     for dataset in datasets:
         for label, what in rows.items():
             runs = [r for r in records if r["dataset"] == dataset and config_label(r) == label]
+            if not runs and _mirrors_what_it_should_not(label, dataset):
+                continue                                   # a row that does not apply (flips on digits)
             if not runs:
                 lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |" + (" |" if extra else ""))
                 continue
@@ -206,6 +210,12 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
                              + " | ".join(_mean_std([t[k] for t in test]) for k in ("accuracy", "purity", "nmi", "ari"))
                              + f" | {seeds} |" + (f" {_epochs_to(group, reach)} |" if extra else ""))
     return "\n".join(lines)
+
+
+def _mirrors_what_it_should_not(label: str, dataset: str) -> bool:
+    """True when config ``label`` mirrors the moved images and ``dataset``'s classes are not
+    mirror symmetric (``data.DatasetInfo.mirror_symmetric``): a row not to run there."""
+    return "+move-flip" in label and not DATASETS[dataset].mirror_symmetric
 
 
 def one_run_per_seed(runs) -> list[dict]:

@@ -127,6 +127,10 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                                   f"that run, or choose another output folder")
     if is_quick():
         log(quick_banner())
+    if cfg.move_flip and not data.DATASETS[cfg.dataset].mirror_symmetric:
+        log(f"warning: move_flip mirrors half the moved images, and a mirrored {cfg.dataset} image need not "
+            f"be of its class (a mirrored 2 is no digit): the consistency term then asks for the wrong "
+            f"invariance; leave --move-flip to datasets whose classes are mirror symmetric")
 
     # 1) the model, the data on the device, the optimiser, the seeded streams
     torch.manual_seed(cfg.seed)
