@@ -143,7 +143,8 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
 # Changes to ``beyond`` tried beside it, each a row after it in notebook 06's ablation: {what the
 # row is, with its verdict: the settings it changes}. docs/reproduction.md says what each gave.
 ABLATION_TRIED = {"beyond, term 2's weights fixed (tried, left out)": dict(term2_trains_classifier=False),
-                  "beyond, learning rate falling along a half cosine (tried, left out)": dict(lr_schedule="cosine")}
+                  "beyond, learning rate falling along a half cosine (tried, left out)": dict(lr_schedule="cosine"),
+                  "beyond, half the moved images also mirrored (clothes only; tried, left out)": dict(move_flip=True)}
 
 
 def ablation_rows() -> dict[str, str]:
