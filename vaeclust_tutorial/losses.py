@@ -141,7 +141,7 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     ``cfg.estimator`` picks term 2: ``"closed-form"`` (:func:`cluster_kl`) or ``"sample"``
     (:func:`cluster_kl_sample`); ``cfg.cat_weight`` scales term 3 (0 drops it). Notebook 02.
     The terms beyond the article enter only with a weight above 0. With an over-clustering head
-    (``cfg.overcluster_k`` > 0; IIC, Ji et al. 2019, arXiv 1807.06653, sec. 3.3) the same two
+    (``cfg.overcluster_k`` > 0; IIC, Ji et al. 2019, arXiv 1807.06653) the same two
     terms, with the same weights, are applied to its K_over clusters too
     (``overcluster_information``, ``overcluster_consistency``): the head asks z to separate finer
     groups of images, and nothing else reads it.
