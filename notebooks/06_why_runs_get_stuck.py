@@ -383,9 +383,7 @@ print(f"mean after {longer[0]['epochs']} epochs: {sum(r['test']['accuracy'] for 
 
 # %% [markdown]
 # Every seed gains a little in the second ten epochs (0.2 to 0.5 points) and every one ends at or
-# above 98.8 %, but the mean stops just short of 99 %, and the accuracy still moves by a few
-# tenths of a point from epoch to epoch. Twice the epochs cost twice the time, and still leave
-# the mean short of 99 %.
+# above 98.8 %, but the mean stops just short of 99 %. Twice the epochs cost twice the time.
 
 # %% [markdown]
 # ## 6. The shipped `beyond` model
