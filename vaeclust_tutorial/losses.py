@@ -144,7 +144,10 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     (``cfg.overcluster_k`` > 0; IIC, Ji et al. 2019, arXiv 1807.06653) the same two
     terms, with the same weights, are applied to its K_over clusters too
     (``overcluster_information``, ``overcluster_consistency``): the head asks z to separate finer
-    groups of images, and nothing else reads it.
+    groups of images, and nothing else reads it. With ``cfg.move_views`` = V > 1 each image is
+    moved V times, each copy with its own draw, and the consistency term is the mean over the
+    V·B moved images: more moves per step for one more encoder pass per copy (batch augmentation,
+    Hoffer et al. 2019, arXiv 1901.09335).
     """
     # term 2's weights: p(y|z), or the same values held fixed so that term 2 trains the means and
     # the encoder but not the classifier (cfg.term2_trains_classifier=False)
@@ -166,13 +169,14 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     if cfg.consistency_weight:
         from .augment import random_affine
 
-        moved = random_affine(x, rotation=cfg.move_rotation, scale=cfg.move_scale, shift=cfg.move_shift,
-                              flip=cfg.move_flip)
+        views = cfg.move_views                   # moved copies per image: x stacked views times
+        moved = random_affine(x.repeat(views, 1, 1, 1), rotation=cfg.move_rotation, scale=cfg.move_scale,
+                              shift=cfg.move_shift, flip=cfg.move_flip)
         heads = {"consistency": model.classifier, **({"overcluster_consistency": over} if over is not None else {})}
         with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
             mu_moved = model.encoder(moved)[0]
             for name, head in heads.items():
-                p_clean = torch.softmax(head(out.mu).float(), -1)                       # p(y | mu(x))
+                p_clean = torch.softmax(head(out.mu).float(), -1).repeat(views, 1)     # p(y | mu(x))
                 p_moved = torch.softmax(head(mu_moved).float(), -1)                     # p(y | mu(T(x)))
                 terms[name] = cfg.consistency_weight * consistency(p_clean, p_moved)
     return terms
