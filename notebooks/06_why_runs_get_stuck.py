@@ -322,7 +322,7 @@ from IPython.display import Markdown  # noqa: E402
 
 RESULTS = Path(vc.__file__).resolve().parent.parent / "results"   # the repository's results/
 records = results.load_results(RESULTS)
-Markdown(results.scores_markdown(results.at_epoch(records, 10), results.ablation_rows(), reach=0.98))
+Markdown(results.scores_markdown(results.at_epoch(records, 10), results.ablation_rows, reach=0.98))
 
 # %% [markdown]
 # The rows do not all have the same seeds. Set `beyond` beside the article's model on the seeds

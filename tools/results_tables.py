@@ -170,7 +170,7 @@ def ablation_markdown(records: list[dict]) -> str:
     """Notebook 06's ablation, from the article's model to ``beyond``, one ingredient per row,
     every run read after ``ABLATION_EPOCHS`` epochs: scores over seeds, each seed, and each seed's
     first epoch at ``REACH`` Hungarian accuracy."""
-    return scores_markdown(at_epoch(records, ABLATION_EPOCHS), ablation_rows(), reach=REACH) + "\n"
+    return scores_markdown(at_epoch(records, ABLATION_EPOCHS), ablation_rows, reach=REACH) + "\n"
 
 
 def beyond_markdown(records: list[dict]) -> str:

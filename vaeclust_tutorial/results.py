@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from . import config
@@ -147,10 +148,13 @@ ABLATION_TRIED = {"beyond, term 2's weights fixed (tried, left out)": dict(term2
                   "beyond, half the moved images also mirrored (clothes only; tried, left out)": dict(move_flip=True)}
 
 
-def ablation_rows() -> dict[str, str]:
+def ablation_rows(dataset: str | None = None) -> dict[str, str]:
     """Notebook 06's ablation, from the article's model to the preset ``beyond``, one ingredient
     per row, then the changes tried beside it (:data:`ABLATION_TRIED`): {config label: what
-    the row adds}. The settings are ``beyond``'s, so the rows follow the preset if it changes."""
+    the row adds}. The settings are ``beyond``'s, so the rows follow the preset if it changes.
+    With ``dataset``, only the rows that apply to it: a change that mirrors images
+    (``move_flip``) is not one to try where a mirrored image can change class
+    (``data.DatasetInfo.mirror_symmetric``)."""
     beyond = config.PRESETS["beyond"]
     steps = [("the article's model", ()),
              ("term 3 replaced by the information term", ("cat_weight", "info_weight")),
@@ -160,7 +164,8 @@ def ablation_rows() -> dict[str, str]:
         settings.update({f: beyond[f] for f in fields})
         rows[config.config_label(config.preset("article-b", **settings))] = what
     for what, changes in ABLATION_TRIED.items():
-        rows[config.config_label(config.preset("beyond", **changes))] = what
+        if dataset is None or not changes.get("move_flip") or DATASETS[dataset].mirror_symmetric:
+            rows[config.config_label(config.preset("beyond", **changes))] = what
     return rows
 
 
@@ -179,14 +184,14 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
-def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist", "fashion-mnist"),
-                    reach: float | None = None) -> str:
+def scores_markdown(records: list[dict], rows: dict[str, str] | Callable[[str], dict[str, str]],
+                    datasets=("mnist", "fashion-mnist"), reach: float | None = None) -> str:
     """A Markdown table, one line per (dataset, config of ``rows``, epochs): the test scores over
     its seeds as mean ± std in %, and every seed's Hungarian accuracy. ``rows`` maps a config label
-    (:func:`config_label`) to the name the row shows (what it adds, in an ablation); for each
+    (:func:`config_label`) to the name the row shows (what it adds, in an ablation), or is a
+    function giving that map for one dataset (:func:`ablation_rows`); for each
     number of epochs, one run per seed: its fp32 run where there is one, else its bf16 one (the
-    precision column then names which seeds ran in which). Configs with no runs say so, except
-    those that mirror images on a dataset whose classes are not mirror symmetric: left out. With
+    precision column then names which seeds ran in which). Configs with no runs say so. With
     ``reach`` (a fraction, e.g. 0.98), a last column gives each seed's first epoch at or above that
     Hungarian accuracy ("–": never). Notebooks 05 and 06."""
     if reach is not None and not 0 < reach <= 1:
@@ -196,10 +201,8 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
              "| each seed: Hungarian % |" + extra,
              "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if extra else "")]
     for dataset in datasets:
-        for label, what in rows.items():
+        for label, what in (rows(dataset) if callable(rows) else rows).items():
             runs = [r for r in records if r["dataset"] == dataset and config_label(r) == label]
-            if not runs and _mirrors_what_it_should_not(label, dataset):
-                continue                                   # a row that does not apply (flips on digits)
             if not runs:
                 lines.append(f"| {dataset} | {what} | 0 | | | not run yet | | | | |" + (" |" if extra else ""))
                 continue
@@ -211,12 +214,6 @@ def scores_markdown(records: list[dict], rows: dict[str, str], datasets=("mnist"
                              + " | ".join(_mean_std([t[k] for t in test]) for k in ("accuracy", "purity", "nmi", "ari"))
                              + f" | {seeds} |" + (f" {_epochs_to(group, reach)} |" if extra else ""))
     return "\n".join(lines)
-
-
-def _mirrors_what_it_should_not(label: str, dataset: str) -> bool:
-    """True when config ``label`` mirrors the moved images and ``dataset``'s classes are not
-    mirror symmetric (``data.DatasetInfo.mirror_symmetric``): a row not to run there."""
-    return "+move-flip" in label and not DATASETS[dataset].mirror_symmetric
 
 
 def one_run_per_seed(runs) -> list[dict]:
