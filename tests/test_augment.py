@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vaeclust_tutorial.augment import random_affine
+from vaeclust_tutorial.augment import random_affine, random_gamma
 
 
 def _blobs(n, offset=(0.0, 0.0)):
@@ -80,3 +80,21 @@ def test_a_flip_mirrors_half_the_images_and_leaves_the_other_draws_alone():
     kept = (_centre_of_mass(b)[:, 0] - _centre_of_mass(a)[:, 0]).abs() < 1e-3
     assert kept.any() and not kept.all()
     torch.testing.assert_close(b[kept], a[kept])
+
+
+def test_gamma_bends_each_images_greys_and_keeps_black_and_white():
+    x = torch.linspace(0, 1, 28 * 28).view(1, 1, 28, 28).expand(64, 1, 28, 28).clone()
+    bent = random_gamma(x, 0.7, generator=torch.Generator().manual_seed(0))
+    gamma = (0.7 * (torch.rand(64, generator=torch.Generator().manual_seed(0)) * 2 - 1)).exp()
+    torch.testing.assert_close(bent, x ** gamma.view(-1, 1, 1, 1))
+    assert (bent[:, :, 0, 0] == 0).all() and (bent[:, :, -1, -1] == 1).all()      # black and white stay
+    mid = bent[:, 0, 14, 0]                                                       # a grey of 0.5
+    assert mid.min() < 0.4 and mid.max() > 0.6                                    # darker and lighter
+    assert gamma.min() < 0.6 and gamma.max() > 1.7                                # the range is used
+
+
+def test_zero_gamma_gives_back_the_images_and_draws_nothing():
+    x = torch.rand(4, 1, 28, 28)
+    g = torch.Generator().manual_seed(2)
+    assert random_gamma(x, 0.0, generator=g) is x
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=torch.Generator().manual_seed(2)))

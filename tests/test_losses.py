@@ -173,19 +173,19 @@ def test_the_terms_beyond_the_article_enter_only_when_weighted():
     assert flipped[0]["consistency"].item() != pytest.approx(flipped[1]["consistency"].item(), rel=1e-3)
 
 
-@pytest.mark.parametrize("views", [1, 3])
-def test_consistency_over_several_moved_copies_is_the_mean_of_their_kls(views):
-    from vaeclust_tutorial.augment import random_affine
+@pytest.mark.parametrize("views,gamma", [(1, 0.0), (3, 0.0), (2, 0.7)])
+def test_consistency_over_several_moved_copies_is_the_mean_of_their_kls(views, gamma):
+    from vaeclust_tutorial.augment import random_affine, random_gamma
     from vaeclust_tutorial.models import conv_cluster_vae
     torch.manual_seed(0)
     model = conv_cluster_vae("article-a")
     x = torch.rand(5, 1, 28, 28)
     out = model(x)
-    cfg = preset("beyond", move_views=views)
+    cfg = preset("beyond", move_views=views, move_gamma=gamma)
     torch.manual_seed(1)
     term = losses.cluster_vae_loss(x, out, model, cfg)["consistency"]
     torch.manual_seed(1)                                          # the same draws, by hand, copy by copy
-    moved = random_affine(x.repeat(views, 1, 1, 1)).split(len(x))
+    moved = random_gamma(random_affine(x.repeat(views, 1, 1, 1)), gamma).split(len(x))
     p_clean = torch.softmax(model.classifier(out.mu), -1)
     kls = [losses.consistency(p_clean, torch.softmax(model.classifier(model.encoder(m)[0]), -1)) for m in moved]
     assert term.item() == pytest.approx(cfg.consistency_weight * torch.stack(kls).mean().item(), rel=1e-5)

@@ -1,4 +1,4 @@
-"""Small random affine moves of whole batches: the perturbations a cluster should not care about.
+"""Small random moves of whole batches: the perturbations a cluster should not care about.
 
 Not in the article; introduced in notebook 06. The consistency term
 (:func:`~vaeclust_tutorial.losses.consistency`) moves images with them: a digit rotated by
@@ -7,6 +7,7 @@ rotation, scale and shift, drawn from the global torch generator (or ``generator
 CPU, so a seeded run draws the same moves on a CPU and on a GPU, and a resumed run (whose
 checkpoint holds the generator's state) draws the moves the uninterrupted run drew. The
 whole batch is moved by one ``affine_grid`` + ``grid_sample``: no per-image Python work.
+:func:`random_gamma` changes the grey levels instead (a lighter or darker garment is still one).
 """
 
 from __future__ import annotations
@@ -51,3 +52,17 @@ def random_affine(x: torch.Tensor, *, rotation: float = 15.0, scale: float = 0.1
                             flip=flip, generator=generator).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_gamma(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""x (B, C, H, W) in [0, 1] with each image's grey levels bent by its own gamma:
+    :math:`x^\gamma` with :math:`\log\gamma` uniform in [-strength, strength] (0.7: gamma between
+    1/2 and 2). Black stays black and white stays white; the mid greys, where a garment's shade
+    lives, get lighter or darker. The usual gamma augmentation of image pipelines (e.g.
+    torchvision's ``adjust_gamma``), drawn per image in one tensor operation; strength 0 gives
+    back x and draws nothing."""
+    if strength == 0:
+        return x
+    log_gamma = (torch.rand(len(x), generator=generator) * 2 - 1) * strength
+    gamma = log_gamma.exp().to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    return x.clamp(0, 1) ** gamma

@@ -78,6 +78,8 @@ class TrainConfig:
     move_rotation: float = option(15.0, "consistency: largest rotation, degrees", minimum=0)
     move_scale: float = option(0.1, "consistency: largest change of scale, fraction", minimum=0)
     move_shift: float = option(2.0, "consistency: largest shift, pixels", minimum=0)
+    move_gamma: float = option(0.0, "consistency: also bend each moved image's grey levels, x ** gamma with "
+                                    "log gamma uniform in [-g, g] (augment.random_gamma; 0: none)", minimum=0)
     move_views: int = option(1, "consistency: moved copies of each image per step, each with its own move; "
                                 "the term is their mean (1: one copy, as in IMSAT)", minimum=1)
     move_flip: bool = option(False, "consistency: also mirror half the images left to right (a symmetry "

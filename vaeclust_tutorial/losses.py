@@ -167,11 +167,12 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
                 p_over = torch.softmax(over(out.z).float(), -1)                        # (B, K_over)
             terms["overcluster_information"] = cfg.info_weight * batch_information(p_over, cfg.info_balance)
     if cfg.consistency_weight:
-        from .augment import random_affine
+        from .augment import random_affine, random_gamma
 
         views = cfg.move_views                   # moved copies per image: x stacked views times
-        moved = random_affine(x.repeat(views, 1, 1, 1), rotation=cfg.move_rotation, scale=cfg.move_scale,
-                              shift=cfg.move_shift, flip=cfg.move_flip)
+        moved = random_gamma(random_affine(x.repeat(views, 1, 1, 1), rotation=cfg.move_rotation,
+                                           scale=cfg.move_scale, shift=cfg.move_shift, flip=cfg.move_flip),
+                             cfg.move_gamma)
         heads = {"consistency": model.classifier, **({"overcluster_consistency": over} if over is not None else {})}
         with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
             mu_moved = model.encoder(moved)[0]
