@@ -185,9 +185,10 @@ def test_consistency_over_several_moved_copies_is_the_mean_of_their_kls(views, g
     torch.manual_seed(1)
     term = losses.cluster_vae_loss(x, out, model, cfg)["consistency"]
     torch.manual_seed(1)                                          # the same draws, by hand, copy by copy
-    moved = random_gamma(random_affine(x.repeat(views, 1, 1, 1)), gamma).split(len(x))
+    moved = random_gamma(random_affine(x.repeat(views, 1, 1, 1)), gamma)
     p_clean = torch.softmax(model.classifier(out.mu), -1)
-    kls = [losses.consistency(p_clean, torch.softmax(model.classifier(model.encoder(m)[0]), -1)) for m in moved]
+    p_moved = torch.softmax(model.classifier(model.encoder(moved)[0]), -1).split(len(x))   # one batch, as training
+    kls = [losses.consistency(p_clean, p) for p in p_moved]
     assert term.item() == pytest.approx(cfg.consistency_weight * torch.stack(kls).mean().item(), rel=1e-5)
     assert len({round(k.item(), 6) for k in kls}) == views        # each copy has its own move
 
