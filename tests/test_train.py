@@ -13,7 +13,7 @@ import torch
 
 from vaeclust_tutorial import checkpoint, preset, train
 
-from vaeclust_tutorial import runtime, training
+from vaeclust_tutorial import losses, runtime, training
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -370,3 +370,28 @@ def test_mirroring_digits_is_warned_about(mnist_small):
     train(preset("beyond", epochs=1, train_limit=200, test_limit=100, device="cpu"), splits=mnist_small,
           progress=False, log=lines.append)
     assert not any("warning" in line for line in lines)
+
+
+def test_the_balance_schedule_falls_linearly_from_its_start_to_beta_and_is_off_by_default():
+    cfg = preset("beyond", epochs=5, info_balance=4.0, info_balance_start=8.0)
+    assert [training.info_balance_at(cfg, e) for e in range(1, 6)] == [8.0, 7.0, 6.0, 5.0, 4.0]
+    assert training.info_balance_at(preset("beyond", epochs=1, info_balance_start=8.0), 1) == 8.0   # one epoch
+    assert {training.info_balance_at(preset("beyond", epochs=5), e) for e in range(1, 6)} == {4.0}
+    with pytest.raises(ValueError, match="info_balance_start"):
+        preset("beyond", info_balance_start=-1.0)
+
+
+def test_each_epoch_trains_with_its_own_balance(monkeypatch, mnist_small, tmp_path):
+    seen = []
+    real = losses.batch_information
+
+    def spy(p_y, balance=4.0):
+        seen.append(balance)
+        return real(p_y, balance)
+    monkeypatch.setattr(losses, "batch_information", spy)
+    cfg = preset("beyond", epochs=3, info_balance_start=6.0, train_limit=200, test_limit=100, device="cpu",
+                 consistency_weight=0.0)
+    epochs = len(train(cfg, tmp_path / "run", splits=mnist_small, progress=False).history)   # 2 in quick mode
+    assert epochs >= 2 and len(seen) % epochs == 0
+    per_epoch = [seen[i:i + len(seen) // epochs] for i in range(0, len(seen), len(seen) // epochs)]
+    assert [set(betas) for betas in per_epoch] == [{6.0}] + [{6.0 - 2.0 * e / (epochs - 1)} for e in range(1, epochs)]

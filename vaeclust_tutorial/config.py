@@ -73,6 +73,9 @@ class TrainConfig:
                                      "assignments (losses.batch_information; 0 drops it)", minimum=0)
     info_balance: float = option(4.0, "beta of the batch information term: weight of the balance "
                                       "H(mean p(y|x))", minimum=0)
+    info_balance_start: float = option(0.0, "beta in the first epoch, falling linearly to info_balance "
+                                            "in the last (training.info_balance_at; 0: beta constant)",
+                                       minimum=0)
     consistency_weight: float = option(0.0, "weight of the consistency term, p(y|x) unchanged under small "
                                             "moves of x (losses.consistency; 0 drops it)", minimum=0)
     move_rotation: float = option(15.0, "consistency: largest rotation, degrees", minimum=0)

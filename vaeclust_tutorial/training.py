@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -79,6 +79,19 @@ def learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
         return cfg.lr
     t, total_steps = (epoch - 1) * steps + step, cfg.epochs * steps
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * t / total_steps))
+
+
+def info_balance_at(cfg: TrainConfig, epoch: int) -> float:
+    """β of the batch information term (:func:`~vaeclust_tutorial.losses.batch_information`) in
+    epoch ``epoch`` (1-based): ``cfg.info_balance`` throughout, or with ``cfg.info_balance_start``
+    > 0 that value in the first epoch, falling linearly to ``cfg.info_balance`` in the last. A
+    strong pull towards balanced clusters while the partition forms, IMSAT's β once it has
+    (notebook 06; docs/reproduction.md, step 11). A function of the epoch alone, so a resumed run
+    follows the same schedule. An option of notebook 06's configuration, not part of ``beyond``."""
+    if not cfg.info_balance_start:
+        return cfg.info_balance
+    t = (epoch - 1) / max(cfg.epochs - 1, 1)
+    return cfg.info_balance_start + t * (cfg.info_balance - cfg.info_balance_start)
 
 
 def train_step(model: ClusterVAE, optimizer, xb: torch.Tensor, cfg: TrainConfig, device: torch.device,
@@ -171,11 +184,12 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=generator).to(device)
             sums = 0                                           # running sums of the loss and its terms
+            epoch_cfg = replace(cfg, info_balance=info_balance_at(cfg, epoch)) if cfg.info_balance_start else cfg
             for step in range(steps):
                 xb = x_train[perm[step * bs:(step + 1) * bs]]
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, epoch, step, steps)
-                terms = train_step(model, optimizer, xb, cfg, device, dtype,
+                terms = train_step(model, optimizer, xb, epoch_cfg, device, dtype,
                                    check=lambda t: _check_finite(t, epoch, step + 1, ckpt_path))
                 sums = sums + torch.stack([total(terms), *terms.values()]).detach()
                 bar.update(1)
