@@ -1,7 +1,9 @@
 """The maintainer's tools in tools/: generated blocks, shipping a checkpoint, the notebook table."""
 
+import gzip
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,49 @@ def test_two_step_baseline_seeds_its_weights_whatever_ran_before(tmp_path):
     name = "mnist-article-a-vae1-lam5-seed1.json"
     after, alone = (json.loads((tmp_path / d / name).read_text()) for d in ("both", "alone"))
     assert after["history"] == alone["history"]
+
+
+def test_pack_runs_carries_the_data_out_and_back_checked(tmp_path):
+    from tools import pack_runs
+    from vaeclust_tutorial import data
+    packed = pack_runs.pack_data(tmp_path / "packed")
+    assert len(packed) == 8 and sum(p.stat().st_size for p in packed) < 50e6     # fits a 64 MB transfer
+    back = pack_runs.unpack_data(tmp_path / "packed", tmp_path / "data")
+    folders = {info.folder: name for name, info in data.DATASETS.items()}
+    assert len(back) == 8
+    assert all(p.read_bytes() == (data.raw_dir(folders[p.parent.parent.name]) / p.name).read_bytes() for p in back)
+    bad = tmp_path / "packed" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(gzip.compress(b"not MNIST"))
+    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte"):
+        pack_runs.unpack_data(tmp_path / "packed", tmp_path / "data2")
+
+
+def test_pack_runs_brings_records_slim_models_and_resumable_checkpoints_back(trained_run, tmp_path):
+    from tools import pack_runs
+    runs = tmp_path / "runs"
+    finished, unfinished, quick = runs / "mnist-article-a-seed0", runs / "mnist-article-a-seed1", runs / "quick"
+    for run in (finished, unfinished, quick):
+        shutil.copytree(trained_run, run)
+    metrics = json.loads((finished / "metrics.json").read_text())
+    (finished / "metrics.json").write_text(json.dumps({**metrics, "quick": False}))   # as a full run's record
+    (unfinished / "metrics.json").unlink()
+    (runs / "mnist-article-a-seed1.log").write_text("epoch 1 ...\n")
+    size = (unfinished / "checkpoint.pt").stat().st_size
+    archives = pack_runs.pack_runs(sorted(runs.iterdir()), tmp_path / "out", max_mb=1.2 * size / 1e6)
+    names = sorted(a.name for a in archives)
+    assert names == ["histories.tar.gz", "resume-1.tar", "shipped-1.tar"]          # the quick run ships no model
+    assert all(a.stat().st_size <= 1.2 * size for a in archives)
+    back = pack_runs.unpack_runs(archives, tmp_path / "back")
+    assert [r.name for r in back] == ["mnist-article-a-seed0", "mnist-article-a-seed1", "quick"]
+    assert (tmp_path / "back" / unfinished.name / "checkpoint.pt").read_bytes() == (unfinished / "checkpoint.pt").read_bytes()
+    assert (tmp_path / "back" / unfinished.name / "run.log").read_text() == "epoch 1 ...\n"
+    assert (tmp_path / "back" / finished.name / "history.json").read_bytes() == (finished / "history.json").read_bytes()
+    model, state = checkpoint.model_from_checkpoint(tmp_path / "back" / finished.name / "shipped.pt")
+    assert state["metrics"]["quick"] is False and "optimizer" not in state
+    with pytest.raises(ValueError, match="more than --max-mb allows"):
+        pack_runs.pack_runs([unfinished], tmp_path / "small", max_mb=0.5 * size / 1e6)
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        tar.add(finished / "history.json", arcname="../history.json")
+    with pytest.raises(ValueError, match="not a RUN/FILE entry"):
+        pack_runs.unpack_runs([evil], tmp_path / "back")
