@@ -346,8 +346,8 @@ for dataset in ("mnist", "fashion-mnist"):
 # The first is the third change of section 4, term 2's weights held fixed: with it one seed
 # stays stuck at 80.8 % and every other seed ends lower than without it (two of those five ran
 # in bf16, as the precision column says). The second lets the learning rate fall to zero along
-# a half cosine, meant to settle the last epochs: it lands no higher (98.4–98.7 % on three
-# seeds). So `beyond` keeps neither. The third, mirroring half the moved images, is a symmetry of
+# a half cosine, meant to settle the last epochs: it lands no higher on the mean (98.4–98.7 % on
+# three seeds). So `beyond` keeps neither. The third, mirroring half the moved images, is a symmetry of
 # clothes and not of digits, so it has a Fashion-MNIST row only.
 #
 # On Fashion-MNIST `beyond` is only a little above the article's model: on the five seeds both
@@ -355,15 +355,15 @@ for dataset in ("mnist", "fashion-mnist"):
 # above), with a spread of several points, and far from its MNIST result. The information term
 # alone gives about the article's level (55.7–58.4 %), the cosine learning rate 55.4–60.9 %, and
 # mirroring 56.4–60.6 % (a narrower spread than `beyond`'s, not a higher mean). On clothes, none
-# of these changes makes a difference three seeds can tell from noise (section 6 looks at why).
+# of these three-seed rows makes a difference three seeds can tell from noise (section 6 looks at why).
 #
 # The last two rows are different. The first bends the grey levels of the moved images by a
 # random gamma (`move_gamma`; a lighter or darker garment is the same garment), tried after
 # section 6's question. On Fashion-MNIST it raises the mean of five seeds by about four points,
 # but not every seed: two seeds reach 70 % and three stay below 60 %. On MNIST it ends higher
 # than `beyond` on four seeds of five (by 0.02 to 0.37 points) and lower on one (by 0.15), and
-# every seed passes 98 % at epoch 4. It is the best setting found so far on both datasets, and
-# not yet the preset. The second row adds a stronger pull towards balanced clusters (β = 8
+# every seed passes 98 % at epoch 4. It is the best setting found so far that serves both
+# datasets, and not yet the preset. The second row adds a stronger pull towards balanced clusters (β = 8
 # instead of 4): on clothes it lifts the three seeds that were stuck below 60 % and narrows the
 # spread, but on MNIST it ends lower than the row above on every seed, one below 98 %. It is left
 # out: one set of settings has to serve both datasets.
@@ -437,8 +437,8 @@ plots.matched_generations_figure({"article-b (section 1)": model, "beyond": mode
                                  test.images, labels, test.classes, per_cluster=8)
 
 # %% [markdown]
-# On the right, each row draws its own digit, with a few exceptions (about three of the 5s' row
-# look more like a 6 or an 8): a sample from a cluster's Gaussian, away from its mean, can decode
+# On the right, each row draws its own digit, with a few exceptions (for example, about three of
+# the 5s' row look more like a 6 or an 8): a sample from a cluster's Gaussian, away from its mean, can decode
 # into a neighbour. The model still generates from its clusters.
 #
 # **Fashion-MNIST.** The same settings, unchanged (one set for both datasets), trained on
@@ -470,8 +470,8 @@ plots.matched_generations_figure(fashion_models, fashion.images, fashion.labels.
 # consistency term has little to hold on to there, and the information term pushes for
 # confident, balanced clusters of whatever kind. Section 5's last rows try two answers: bending
 # the grey levels of the moved images raised the mean of five seeds by about four points (two
-# of them at 70 %), and a stronger pull towards balance raised clothes further but cost MNIST.
-# The model shipped here has the preset's settings, without it.
+# of them at 70 %), and a stronger pull towards balance raised clothes further but lowered MNIST.
+# The model shipped here has the preset's settings, without either.
 
 # %% [markdown]
 # ## Exercises
@@ -506,13 +506,13 @@ plots.matched_generations_figure(fashion_models, fashion.images, fashion.labels.
 #   behind IMSAT-VAT and IIC). The model stays the article's: one Gaussian per cluster, a
 #   classifier, a decoder. Together they are the preset `beyond` (section 4).
 # * Section 5's table, read from `results/`, shows what each gave on every seed that has been
-#   run; where a row says "not run yet", this notebook makes no claim. A third change that
-#   sounded right, term 2 no longer training the classifier, made MNIST worse, and a learning
-#   rate falling along a cosine, meant to settle the last epochs, did not raise them, nor did
-#   mirroring raise clothes: measure before you believe. Bending the moved images' grey levels
+#   run. A third change that sounded right, term 2 no longer training the classifier, made
+#   MNIST worse, and a learning rate falling along a cosine, meant to settle the last epochs,
+#   did not raise them, nor did mirroring raise clothes: measure before you believe. Bending the moved images' grey levels
 #   did raise clothes (about four points on the mean of five seeds, two of them at 70 %) and kept
 #   MNIST level: the next candidate for the preset. A stronger pull towards balance raised clothes
-#   further but lowered every MNIST seed, so one set of settings cannot have it.
+#   further but lowered every MNIST seed against the grey levels alone, so one set of settings
+#   cannot have it.
 # * On MNIST, `beyond` lands every one of five seeds at 98.4–98.8 % in 10 epochs. The shipped
 #   median seed still generates its digit from each cluster, and its clusters change under small
 #   moves for 1.1 % of the images against the article's 22.3 %. On Fashion-MNIST it is about three
