@@ -149,7 +149,9 @@ ABLATION_TRIED = {"beyond, term 2's weights fixed (tried, left out)": dict(term2
                   "beyond, the moved images' grey levels also bent by a random gamma (tried, not yet in the preset)":
                       dict(move_gamma=0.7),
                   "beyond with the grey levels, and balance weighed twice as much (β = 8; tried, left out)":
-                      dict(move_gamma=0.7, info_balance=8.0)}
+                      dict(move_gamma=0.7, info_balance=8.0),
+                  "beyond with the grey levels, and β falling from 8 to 4 over the epochs (tried, left out)":
+                      dict(move_gamma=0.7, info_balance_start=8.0)}
 
 
 def ablation_rows(dataset: str | None = None) -> dict[str, str]:
