@@ -6,7 +6,9 @@ dict of tensors and plain Python values:
 ``format``, ``format_version``, ``package_version``, ``config`` (a TrainConfig as a
 dict), ``epoch`` (epochs completed), ``model``, ``optimizer``, ``history``, ``rng``,
 ``start_commit`` (the code that began the run), ``dtype`` (the compute dtype of the run)
-and ``devices`` (where each span of epochs ran). :func:`restore` puts a run back where
+and ``devices`` (where each span of epochs ran). ``model`` is always the model to use: in a
+run with a Mean Teacher (``teacher_decay``) the teacher's averaged weights, and then the
+trained weights are ``student`` and the average's count ``teacher_updates`` (:func:`weights`). :func:`restore` puts a run back where
 it stopped.
 """
 
@@ -98,6 +100,16 @@ def model_from_checkpoint(path: str | Path, device="cpu"):
     return model.to(device).eval(), state
 
 
+def weights(model, teacher=None) -> dict:
+    """A checkpoint's weights: ``model``, the model to use; with a ``teacher``
+    (:func:`~vaeclust_tutorial.training.make_teacher`) that is its average, and the trained
+    weights and the number of updates averaged are kept to resume from."""
+    if teacher is None:
+        return {"model": model.state_dict()}
+    return {"model": teacher.module.state_dict(), "student": model.state_dict(),
+            "teacher_updates": int(teacher.n_averaged)}
+
+
 def rng_state(generator: torch.Generator, device: torch.device) -> dict:
     """The random streams a run draws from: torch's global one (noise), the shuffling one, CUDA's."""
     state = {"torch": torch.get_rng_state(), "shuffle": generator.get_state()}
@@ -115,8 +127,9 @@ def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device
 
 
 def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: torch.Generator,
-            device: torch.device) -> dict:
-    """Load an interrupted run's checkpoint into ``model``, ``optimizer`` and the random streams.
+            device: torch.device, teacher=None) -> dict:
+    """Load an interrupted run's checkpoint into ``model``, ``optimizer``, the ``teacher`` of a
+    run that has one (:func:`weights`) and the random streams.
 
     Only ``epochs`` (to extend a finished run, unless its learning rate follows a schedule) and
     ``device`` (to finish a GPU run on a CPU, say) may differ from the run's config; the run goes
@@ -137,7 +150,12 @@ def restore(path: str | Path, cfg: TrainConfig, model, optimizer, generator: tor
     if state["epoch"] > cfg.epochs:
         raise ValueError(f"{path} has already trained {state['epoch']} epochs, more than "
                          f"epochs={cfg.epochs}; pass --epochs {state['epoch']} or more")
-    model.load_state_dict(state["model"])
+    if teacher is None:
+        model.load_state_dict(state["model"])
+    else:
+        model.load_state_dict(state["student"])
+        teacher.module.load_state_dict(state["model"])
+        teacher.n_averaged.fill_(state["teacher_updates"])
     optimizer.load_state_dict(state["optimizer"])
     _set_rng_state(state["rng"], generator, device)
     return {"history": list(state["history"]), "epoch": int(state["epoch"]),

@@ -132,7 +132,7 @@ def consistency(p_clean, p_moved):
     return (p_clean * (torch.log(p_clean.clamp_min(1e-12)) - torch.log(p_moved.clamp_min(1e-12)))).sum(1).mean()
 
 
-def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
+def cluster_vae_loss(x, out, model, cfg, teacher=None) -> dict[str, torch.Tensor]:
     """Eq. (4) for a :class:`~vaeclust_tutorial.models.ClusterOutput`: each term by name, weighted
     as it enters the loss. The loss minimised is their sum (:func:`total`); the training loop
     logs every entry under its name, so a new term needs a line here and a field in
@@ -147,7 +147,10 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
     groups of images, and nothing else reads it. With ``cfg.move_views`` = V > 1 each image is
     moved V times, each copy with its own draw, and the consistency term is the mean over the
     V·B moved images: more moves per step for one more encoder pass per copy (batch augmentation,
-    Hoffer et al. 2019, arXiv 1901.09335).
+    Hoffer et al. 2019, arXiv 1901.09335). With a ``teacher`` (a model of the same shape whose
+    weights are a moving average of ``model``'s, ``cfg.teacher_decay``; Mean Teacher, Tarvainen
+    and Valpola 2017, arXiv 1703.01780) the clean prediction the moved images are pulled towards
+    is the teacher's, sg[p_teacher(y|mu_teacher(x))], instead of the model's own.
     """
     # term 2's weights: p(y|z), or the same values held fixed so that term 2 trains the means and
     # the encoder but not the classifier (cfg.term2_trains_classifier=False)
@@ -173,11 +176,16 @@ def cluster_vae_loss(x, out, model, cfg) -> dict[str, torch.Tensor]:
         moved = random_gamma(random_affine(x.repeat(views, 1, 1, 1), rotation=cfg.move_rotation,
                                            scale=cfg.move_scale, shift=cfg.move_shift, flip=cfg.move_flip),
                              cfg.move_gamma)
-        heads = {"consistency": model.classifier, **({"overcluster_consistency": over} if over is not None else {})}
+        heads = {"consistency": "classifier", **({"overcluster_consistency": "overcluster"} if over is not None else {})}
         with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
             mu_moved = model.encoder(moved)[0]
+            with torch.no_grad():                # the targets: the teacher's clean codes, or the model's own
+                mu_clean = out.mu if teacher is None else teacher.encoder(x)[0]
             for name, head in heads.items():
-                p_clean = torch.softmax(head(out.mu).float(), -1).repeat(views, 1)     # p(y | mu(x))
+                with torch.no_grad():
+                    clean_head = getattr(model if teacher is None else teacher, head)
+                    p_clean = torch.softmax(clean_head(mu_clean).float(), -1).repeat(views, 1)   # p(y | mu(x))
+                head = getattr(model, head)
                 p_moved = torch.softmax(head(mu_moved).float(), -1)                     # p(y | mu(T(x)))
                 terms[name] = cfg.consistency_weight * consistency(p_clean, p_moved)
     return terms

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import __version__, checkpoint, data
@@ -94,18 +95,43 @@ def info_balance_at(cfg: TrainConfig, epoch: int) -> float:
     return cfg.info_balance_start + t * (cfg.info_balance - cfg.info_balance_start)
 
 
+def make_teacher(model: ClusterVAE, decay: float) -> AveragedModel:
+    """Mean Teacher (Tarvainen and Valpola 2017, arXiv 1703.01780): a copy of ``model`` whose
+    weights follow an exponential moving average of the trained ones, updated after every step
+    (``teacher.update_parameters(model)``) by torch's :class:`~torch.optim.swa_utils.AveragedModel`:
+
+    .. math:: \theta' \leftarrow d_t\, \theta' + (1 - d_t)\, \theta, \qquad
+              d_t = \min\big(d, \tfrac{1 + t}{10 + t}\big)
+
+    after t updates (the first copies the weights): early on it averages over the last tenth or so
+    of training, later over about 1 / (1 - d) steps. A slowly moving target for the consistency
+    term (:func:`~vaeclust_tutorial.losses.cluster_vae_loss`), and a model that does not hop
+    between nearby partitions from one epoch to the next: the one evaluated and saved. Notebook 06;
+    an option of its configuration (``cfg.teacher_decay``)."""
+    def ema(averaged, current, n_averaged):
+        d = torch.clamp((1 + n_averaged) / (10 + n_averaged), max=decay).to(averaged.dtype)
+        return averaged + (current - averaged) * (1 - d)
+
+    teacher = AveragedModel(model, avg_fn=ema)
+    teacher.requires_grad_(False)
+    return teacher
+
+
 def train_step(model: ClusterVAE, optimizer, xb: torch.Tensor, cfg: TrainConfig, device: torch.device,
-               dtype: torch.dtype, check=None) -> dict:
+               dtype: torch.dtype, check=None, teacher: AveragedModel | None = None) -> dict:
     """One optimiser step on the batch ``xb``: forward (bf16 autocast when ``dtype`` is bf16; the
-    loss is always fp32), ``check(terms)`` before any update, backward, Adam. Returns the terms."""
+    loss is always fp32), ``check(terms)`` before any update, backward, Adam, and the
+    ``teacher``'s average (:func:`make_teacher`) moved towards the new weights. Returns the terms."""
     with autocast(device, dtype):
         out = model(xb)
-    terms = cluster_vae_loss(xb, out, model, cfg)
+    terms = cluster_vae_loss(xb, out, model, cfg, teacher=None if teacher is None else teacher.module)
     if check is not None:
         check(terms)
     optimizer.zero_grad(set_to_none=True)
     total(terms).backward()
     optimizer.step()
+    if teacher is not None:
+        teacher.update_parameters(model)
     return terms
 
 
@@ -155,21 +181,24 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
         model.to(memory_format=MEMORY_FORMAT)
         x_train = x_train.contiguous(memory_format=MEMORY_FORMAT)
     optimizer = make_optimizer(model, cfg, device)
+    teacher = make_teacher(model, cfg.teacher_decay) if cfg.teacher_decay else None
     run = {"history": [], "epoch": 0, "start_commit": git_commit(), "devices": []}
 
     # 2) or where an interrupted run stopped
     if resume and ckpt_path is not None and ckpt_path.exists():
-        run = checkpoint.restore(ckpt_path, cfg, model, optimizer, generator, device)
+        run = checkpoint.restore(ckpt_path, cfg, model, optimizer, generator, device, teacher)
         dtype = getattr(torch, run["dtype"])                   # a run finishes in the dtype it began in
         done = out_dir / "metrics.json"
         if run["epoch"] == cfg.epochs and done.exists():
             # A finished run: report its record as written at the end, never rewrite it.
             log(f"{ckpt_path} is a finished run ({run['epoch']}/{cfg.epochs} epochs): nothing to train")
-            return TrainResult(model=model.eval(), history=run["history"],
+            return TrainResult(model=reported(model, teacher).eval(), history=run["history"],
                                metrics=json.loads(done.read_text()), out_dir=out_dir)
         log(f"resuming {ckpt_path} after epoch {run['epoch']}/{cfg.epochs}")
     if fast_kernels_pay(device, dtype):
         use_fast_kernels(model)
+        if teacher is not None:
+            use_fast_kernels(teacher.module)
     history, devices = run["history"], run["devices"]
 
     # 3) the epochs
@@ -190,7 +219,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, epoch, step, steps)
                 terms = train_step(model, optimizer, xb, epoch_cfg, device, dtype,
-                                   check=lambda t: _check_finite(t, epoch, step + 1, ckpt_path))
+                                   check=lambda t: _check_finite(t, epoch, step + 1, ckpt_path), teacher=teacher)
                 sums = sums + torch.stack([total(terms), *terms.values()]).detach()
                 bar.update(1)
                 if step % 100 == 99 or step == steps - 1:
@@ -206,7 +235,7 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
                     f"epoch {epoch}: clusters started from k-means on mu(x) "
                     f"(train purity of the k-means start {entry['kmeans_train_purity']:.4f})")
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                scores = evaluate(model, test_split)
+                scores = evaluate(reported(model, teacher), test_split)
                 entry.update({f"test_{k}": v for k, v in scores.items() if k != "n_samples"})
             entry["seconds"] = time.perf_counter() - t0
             history.append(entry)
@@ -214,12 +243,12 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
             if ckpt_path is not None:
                 checkpoint.save(ckpt_path, {
                     "package_version": __version__, "config": cfg.to_dict(), "epoch": epoch,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    **checkpoint.weights(model, teacher), "optimizer": optimizer.state_dict(),
                     "history": history, "rng": checkpoint.rng_state(generator, device),
                     "start_commit": run["start_commit"], "dtype": dtype_name(dtype), "devices": devices})
                 atomic_write_json(out_dir / "history.json", history)
             if on_epoch_end is not None:
-                on_epoch_end(epoch, model, entry)
+                on_epoch_end(epoch, reported(model, teacher), entry)
             if "test_purity" in entry and progress:
                 bar.write(f"epoch {epoch:3d}/{cfg.epochs}  loss {entry['loss']:8.3f}  "
                           f"test purity {entry['test_purity']:.4f}  accuracy {entry['test_accuracy']:.4f}  "
@@ -227,7 +256,8 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
     finally:
         bar.close()
 
-    # 4) the record
+    # 4) the record: the teacher's, where there is one
+    model = reported(model, teacher)
     metrics = final_metrics(model, cfg, train_split, test_split, device, dtype,
                             wall_seconds=time.perf_counter() - wall_start)
     metrics["start_commit"] = run["start_commit"]  # the code that began the run (resumes may be later)
@@ -236,6 +266,11 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
     if out_dir is not None:
         atomic_write_json(out_dir / "metrics.json", metrics)
     return TrainResult(model=model, history=history, metrics=metrics, out_dir=out_dir)
+
+
+def reported(model: ClusterVAE, teacher: AveragedModel | None) -> ClusterVAE:
+    """The model a run evaluates, saves and returns: the teacher's average where there is one."""
+    return model if teacher is None else teacher.module
 
 
 def _note_device(devices: list, description: str, epoch: int) -> None:
