@@ -14,6 +14,8 @@ import torch
 from vaeclust_tutorial import checkpoint, preset, train
 
 from vaeclust_tutorial import losses, runtime, training
+from vaeclust_tutorial.inference import evaluate
+from vaeclust_tutorial.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -291,7 +293,7 @@ def test_a_bf16_step_matches_the_fp32_step(mnist_small, beyond):
     cfg = preset("article-b", **beyond)
     x = mnist_small[0].images[:100].contiguous(memory_format=torch.channels_last)
     device = torch.device("cpu")
-    model = training.build_model(cfg).to(memory_format=torch.channels_last)
+    model = build_model(cfg).to(memory_format=torch.channels_last)
     terms, grads = {}, {}
     for dtype in (torch.float32, torch.bfloat16):
         torch.manual_seed(1)                                        # the same z sample for both
@@ -396,3 +398,68 @@ def test_each_epoch_trains_with_its_own_balance(monkeypatch, mnist_small, tmp_pa
     per_epoch = [seen[i:i + len(seen) // epochs] for i in range(0, len(seen), len(seen) // epochs)]
     assert all(len(set(betas)) == 1 for betas in per_epoch)                        # one beta per epoch
     assert [betas[0] for betas in per_epoch] == pytest.approx([6.0 - 2.0 * e / (epochs - 1) for e in range(epochs)])
+
+
+def test_the_teacher_follows_the_moving_average_of_the_weights():
+    """make_teacher: the first update copies the weights, then theta' <- d_t theta' + (1 - d_t) theta
+    with d_t = min(d, (1 + t) / (10 + t)) after t updates, checked against the formula step by step."""
+    net = torch.nn.Linear(3, 2)
+    teacher = training.make_teacher(net, 0.5)
+    expected = None
+    for t in range(6):
+        with torch.no_grad():
+            net.weight.add_(torch.randn_like(net.weight))
+        teacher.update_parameters(net)
+        d = min(0.5, (1 + t) / (10 + t))
+        expected = net.weight.detach().clone() if t == 0 else d * expected + (1 - d) * net.weight.detach()
+        assert torch.allclose(teacher.module.weight, expected, atol=1e-6), t
+    assert not any(p.requires_grad for p in teacher.parameters())          # only the average moves it
+    assert int(teacher.n_averaged) == 6
+
+
+def test_the_consistency_targets_are_the_teachers(mnist_small):
+    cfg = preset("beyond", device="cpu", precision="fp32")
+    model = build_model(cfg)
+    x = mnist_small[0].images[:16]
+    out = model(x)
+
+    def terms(teacher):
+        torch.manual_seed(0)                                               # the same moves each time
+        return losses.cluster_vae_loss(x, out, model, cfg, teacher=teacher)
+    alike = training.make_teacher(model, 0.9).module                       # a copy: the same targets
+    assert torch.allclose(terms(None)["consistency"], terms(alike)["consistency"])
+    other = build_model(cfg)                                      # other weights: other targets
+    with_other = terms(other)
+    assert not torch.allclose(terms(None)["consistency"], with_other["consistency"])
+    losses.total(with_other).backward()
+    assert all(p.grad is None for p in other.parameters())                 # no gradient reaches the teacher
+    assert model.classifier.net[0].weight.grad is not None                   # it reaches the model
+
+
+def test_a_teacher_run_saves_the_teacher_and_resumes_exactly(tmp_path, mnist_small):
+    cfg = preset("beyond", epochs=2, train_limit=500, test_limit=300, device="cpu", precision="fp32",
+                 teacher_decay=0.99)
+    whole = train(cfg, tmp_path / "whole", splits=mnist_small, progress=False)
+
+    def crash(epoch, model, entry):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "crashed", splits=mnist_small, progress=False, on_epoch_end=crash)
+    resumed = train(cfg, tmp_path / "crashed", resume=True, splits=mnist_small, progress=False)
+    assert _no_clock(resumed.history) == _no_clock(whole.history)
+    state = checkpoint.load(tmp_path / "whole" / "checkpoint.pt")
+    assert state["teacher_updates"] == 2 * 5                               # 500 images, batches of 100
+    assert any(not torch.equal(state["student"][k], v) for k, v in state["model"].items())   # two sets of weights
+    shipped, _ = checkpoint.model_from_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), whole.model.state_dict().values()))
+    assert evaluate(shipped, mnist_small[1]) == whole.metrics["test"]      # the record is the teacher's
+
+
+def test_bad_teacher_settings_say_what_to_do():
+    with pytest.raises(ValueError, match="teacher_decay=1.0 is invalid: it must be below 1"):
+        preset("beyond", teacher_decay=1.0)
+    with pytest.raises(ValueError, match="teacher_decay=-0.5 is invalid"):
+        preset("beyond", teacher_decay=-0.5)
+    with pytest.raises(ValueError, match="needs consistency_weight > 0"):
+        preset("article-b", teacher_decay=0.99)

@@ -96,7 +96,7 @@ def info_balance_at(cfg: TrainConfig, epoch: int) -> float:
 
 
 def make_teacher(model: ClusterVAE, decay: float) -> AveragedModel:
-    """Mean Teacher (Tarvainen and Valpola 2017, arXiv 1703.01780): a copy of ``model`` whose
+    r"""Mean Teacher (Tarvainen and Valpola 2017, arXiv 1703.01780): a copy of ``model`` whose
     weights follow an exponential moving average of the trained ones, updated after every step
     (``teacher.update_parameters(model)``) by torch's :class:`~torch.optim.swa_utils.AveragedModel`:
 
