@@ -461,5 +461,21 @@ def test_bad_teacher_settings_say_what_to_do():
         preset("beyond", teacher_decay=1.0)
     with pytest.raises(ValueError, match="teacher_decay=-0.5 is invalid"):
         preset("beyond", teacher_decay=-0.5)
-    with pytest.raises(ValueError, match="needs consistency_weight > 0"):
+    with pytest.raises(ValueError, match="needs consistency_weight > 0.*--no-teacher-targets"):
         preset("article-b", teacher_decay=0.99)
+    assert preset("article-b", teacher_decay=0.99, teacher_targets=False).teacher_decay == 0.99   # read out only
+
+
+def test_a_teacher_only_read_out_leaves_training_as_it_was(tmp_path, mnist_small):
+    """teacher_targets=False: the same steps as without a teacher; the record is the average's, and
+    each epoch also scores the trained weights, which are those of the run without a teacher."""
+    cfg = dict(epochs=2, train_limit=500, test_limit=300, device="cpu", precision="fp32")
+    plain = train(preset("beyond", **cfg), tmp_path / "plain", splits=mnist_small, progress=False)
+    read_out = train(preset("beyond", teacher_decay=0.99, teacher_targets=False, **cfg), tmp_path / "avg",
+                     splits=mnist_small, progress=False)
+    for a, b in zip(plain.history, read_out.history):
+        assert a["loss"] == b["loss"] and a["consistency"] == b["consistency"]
+        assert {k: a[f"test_{k}"] for k in ("accuracy", "purity")} == \
+            {k: b[f"trained_test_{k}"] for k in ("accuracy", "purity")}
+    assert "trained_test_accuracy" not in plain.history[0]
+    assert any(not torch.equal(p, q) for p, q in zip(plain.model.parameters(), read_out.model.parameters()))

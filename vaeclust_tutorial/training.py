@@ -105,9 +105,10 @@ def make_teacher(model: ClusterVAE, decay: float) -> AveragedModel:
 
     after t updates (the first copies the weights): early on it averages over the last tenth or so
     of training, later over about 1 / (1 - d) steps. A slowly moving target for the consistency
-    term (:func:`~vaeclust_tutorial.losses.cluster_vae_loss`), and a model that does not hop
-    between nearby partitions from one epoch to the next: the one evaluated and saved. Notebook 06;
-    an option of its configuration (``cfg.teacher_decay``)."""
+    term (:func:`~vaeclust_tutorial.losses.cluster_vae_loss`; ``cfg.teacher_targets``), and a
+    model that does not hop between nearby partitions from one epoch to the next (Polyak
+    averaging): the one evaluated and saved. Notebook 06; an option of its configuration
+    (``cfg.teacher_decay``)."""
     def ema(averaged, current, n_averaged):
         d = torch.clamp((1 + n_averaged) / (10 + n_averaged), max=decay).to(averaged.dtype)
         return averaged + (current - averaged) * (1 - d)
@@ -121,10 +122,12 @@ def train_step(model: ClusterVAE, optimizer, xb: torch.Tensor, cfg: TrainConfig,
                dtype: torch.dtype, check=None, teacher: AveragedModel | None = None) -> dict:
     """One optimiser step on the batch ``xb``: forward (bf16 autocast when ``dtype`` is bf16; the
     loss is always fp32), ``check(terms)`` before any update, backward, Adam, and the
-    ``teacher``'s average (:func:`make_teacher`) moved towards the new weights. Returns the terms."""
+    ``teacher``'s average (:func:`make_teacher`) moved towards the new weights; the consistency
+    targets are the teacher's with ``cfg.teacher_targets``. Returns the terms."""
     with autocast(device, dtype):
         out = model(xb)
-    terms = cluster_vae_loss(xb, out, model, cfg, teacher=None if teacher is None else teacher.module)
+    targets = teacher.module if teacher is not None and cfg.teacher_targets else None
+    terms = cluster_vae_loss(xb, out, model, cfg, teacher=targets)
     if check is not None:
         check(terms)
     optimizer.zero_grad(set_to_none=True)
@@ -237,6 +240,9 @@ def train(cfg: TrainConfig, out_dir: str | Path | None = None, *, resume: bool =
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                 scores = evaluate(reported(model, teacher), test_split)
                 entry.update({f"test_{k}": v for k, v in scores.items() if k != "n_samples"})
+                if teacher is not None:                        # the trained weights too, to compare
+                    trained = evaluate(model, test_split)
+                    entry.update({f"trained_test_{k}": v for k, v in trained.items() if k != "n_samples"})
             entry["seconds"] = time.perf_counter() - t0
             history.append(entry)
             _note_device(devices, device_description(device), epoch)
