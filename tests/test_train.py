@@ -438,7 +438,7 @@ def test_the_consistency_targets_are_the_teachers(mnist_small):
 
 def test_a_teacher_run_saves_the_teacher_and_resumes_exactly(tmp_path, mnist_small):
     cfg = preset("beyond", epochs=2, train_limit=500, test_limit=300, device="cpu", precision="fp32",
-                 teacher_decay=0.99)
+                 teacher_decay=0.99, teacher_targets=True)
     whole = train(cfg, tmp_path / "whole", splits=mnist_small, progress=False)
 
     def crash(epoch, model, entry):
@@ -461,9 +461,9 @@ def test_bad_teacher_settings_say_what_to_do():
         preset("beyond", teacher_decay=1.0)
     with pytest.raises(ValueError, match="teacher_decay=-0.5 is invalid"):
         preset("beyond", teacher_decay=-0.5)
-    with pytest.raises(ValueError, match="needs consistency_weight > 0.*--no-teacher-targets"):
-        preset("article-b", teacher_decay=0.99)
-    assert preset("article-b", teacher_decay=0.99, teacher_targets=False).teacher_decay == 0.99   # read out only
+    with pytest.raises(ValueError, match="needs consistency_weight > 0.*leave teacher_targets out"):
+        preset("article-b", teacher_decay=0.99, teacher_targets=True)
+    assert preset("article-b", teacher_decay=0.99).teacher_decay == 0.99      # read out only: no targets needed
 
 
 def test_a_teacher_only_read_out_leaves_training_as_it_was(tmp_path, mnist_small):
@@ -471,7 +471,7 @@ def test_a_teacher_only_read_out_leaves_training_as_it_was(tmp_path, mnist_small
     each epoch also scores the trained weights, which are those of the run without a teacher."""
     cfg = dict(epochs=2, train_limit=500, test_limit=300, device="cpu", precision="fp32")
     plain = train(preset("beyond", **cfg), tmp_path / "plain", splits=mnist_small, progress=False)
-    read_out = train(preset("beyond", teacher_decay=0.99, teacher_targets=False, **cfg), tmp_path / "avg",
+    read_out = train(preset("beyond", teacher_decay=0.99, **cfg), tmp_path / "avg",
                      splits=mnist_small, progress=False)
     for a, b in zip(plain.history, read_out.history):
         assert a["loss"] == b["loss"] and a["consistency"] == b["consistency"]

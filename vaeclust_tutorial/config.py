@@ -93,8 +93,8 @@ class TrainConfig:
     teacher_decay: float = option(0.0, "a teacher: an exponential moving average of the weights, with this "
                                        "decay, is the model evaluated and saved (training.make_teacher; 0: none)",
                                   minimum=0)
-    teacher_targets: bool = option(True, "with a teacher: it also gives the consistency term's targets (Mean "
-                                         "Teacher); false: the average is only read out, training is unchanged")
+    teacher_targets: bool = option(False, "with a teacher: it also gives the consistency term's targets (Mean "
+                                          "Teacher); false: the average is only read out, training is unchanged")
     lr_schedule: str = option("constant", "constant: lr throughout, as the article; cosine: lr falls to 0 "
                                           "along a half cosine over the run's steps (training.learning_rate)",
                               choices=LR_SCHEDULES)
@@ -151,7 +151,7 @@ def validate(cfg: TrainConfig) -> None:
                          f"teacher moves 0.1 % of the way to the trained weights each step; 0: no teacher)")
     if cfg.teacher_decay and cfg.teacher_targets and not cfg.consistency_weight:
         raise ValueError(f"teacher_decay={cfg.teacher_decay!r} with teacher_targets needs consistency_weight > 0: "
-                         f"the teacher gives the consistency term's targets (or pass --no-teacher-targets)")
+                         f"the teacher gives the consistency term's targets (or leave teacher_targets out)")
     if cfg.cluster_init == "kmeans" and cfg.cluster_init_epoch >= cfg.epochs:
         raise ValueError(f"cluster_init_epoch={cfg.cluster_init_epoch} leaves no epoch after the k-means start "
                          f"(epochs={cfg.epochs}): use cluster_init_epoch < epochs")
