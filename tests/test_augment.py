@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vaeclust_tutorial.augment import random_affine, random_gamma
+from vaeclust_tutorial.augment import affine_matrices, random_affine, random_gamma
 
 
 def _blobs(n, offset=(0.0, 0.0)):
@@ -98,3 +98,30 @@ def test_zero_gamma_gives_back_the_images_and_draws_nothing():
     g = torch.Generator().manual_seed(2)
     assert random_gamma(x, 0.0, generator=g) is x
     assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=torch.Generator().manual_seed(2)))
+
+
+def test_a_stretch_changes_the_aspect_ratio_keeps_the_area_and_leaves_the_other_draws_alone():
+    x = torch.zeros(300, 1, 28, 28, dtype=torch.double)
+    x[:, :, 9:19, 9:19] = 1.0                                            # a 10 x 10 square
+    stretched = random_affine(x, rotation=0, scale=0, shift=0, stretch=0.3,
+                              generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    torch.rand(300, 4, generator=g)                                      # rotation, scale, shift
+    a = ((torch.rand(300, generator=g) * 2 - 1) * math.log1p(0.3)).exp().double()     # then the aspect
+    width = stretched[:, 0].sum(2).max(-1).values                        # the square's extent along x
+    height = stretched[:, 0].sum(1).max(-1).values                       # and along y
+    torch.testing.assert_close(width, 10 * a.sqrt(), atol=0.6, rtol=0)
+    torch.testing.assert_close(height, 10 / a.sqrt(), atol=0.6, rtol=0)
+    assert (width / height).max() > 1.25 and (width / height).min() < 1 / 1.25    # wider and taller
+    torch.testing.assert_close(stretched.sum((1, 2, 3)), x.sum((1, 2, 3)), atol=3.0, rtol=0)  # the area kept
+    # the rotation, scale and shift drawn with a stretch are those drawn without it: the matrix is
+    # the plain one with its columns scaled by 1 / sqrt(a) and sqrt(a)
+    plain = affine_matrices(50, rotation=15, scale=0.1, shift=2, size=28, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    with_stretch = affine_matrices(50, rotation=15, scale=0.1, shift=2, size=28, stretch=0.3, generator=g)
+    g = torch.Generator().manual_seed(4)
+    torch.rand(50, 4, generator=g)
+    a = ((torch.rand(50, generator=g) * 2 - 1) * math.log1p(0.3)).exp()
+    torch.testing.assert_close(with_stretch[:, :, :2], plain[:, :, :2] * torch.stack([a.rsqrt(), a.sqrt()], -1)[:, None])
+    assert torch.equal(affine_matrices(50, rotation=15, scale=0.1, shift=2, size=28, stretch=0.0,
+                                       generator=torch.Generator().manual_seed(4)), plain)

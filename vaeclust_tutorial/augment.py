@@ -19,12 +19,15 @@ import torch.nn.functional as F
 
 
 def affine_matrices(n: int, *, rotation: float, scale: float, shift: float, size: int, flip: bool = False,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    stretch: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """(n, 2, 3) matrices of ``affine_grid``, each with its own uniform draw of
     a rotation in [-rotation, rotation] degrees, a scale in [1 - scale, 1 + scale] and a
     shift in [-shift, shift] pixels along each axis, for images ``size`` pixels wide; with
-    ``flip``, each image is also mirrored left to right with probability 1/2 (drawn after the
-    rest, so the other draws are those of ``flip=False``).
+    ``flip``, each image is also mirrored left to right with probability 1/2; with ``stretch``
+    > 0, its width and height are also multiplied by sqrt(a) and 1 / sqrt(a), the aspect ratio a
+    with log a uniform in [-log(1 + stretch), log(1 + stretch)] (the area kept; 0.3: a between
+    1/1.3 and 1.3). The flip and then the stretch are drawn after the rest, so the other draws
+    are those without them.
 
     ``affine_grid`` maps output coordinates to input coordinates in [-1, 1], so the matrix
     holds the inverse move: rotation by -angle, scale 1 / s, translation -t (and a mirror,
@@ -39,17 +42,22 @@ def affine_matrices(n: int, *, rotation: float, scale: float, shift: float, size
     if flip:
         mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
         rot = rot * torch.stack([mirror, torch.ones(n)], -1).unsqueeze(1)   # negate the output-x column
+    if stretch:
+        log_a = (torch.rand(n, generator=generator) * 2 - 1) * math.log1p(stretch)
+        # output (x, y) -> input: undo the stretch first, (x / sqrt(a), y * sqrt(a)), then the rest
+        rot = rot * torch.stack([(-log_a / 2).exp(), (log_a / 2).exp()], -1).unsqueeze(1)
     return torch.cat([rot, -(rot @ t.unsqueeze(-1))], -1)              # (n, 2, 3)
 
 
 def random_affine(x: torch.Tensor, *, rotation: float = 15.0, scale: float = 0.1, shift: float = 2.0,
-                  flip: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+                  flip: bool = False, stretch: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     """x (B, C, H, W) moved image by image: rotation (degrees), scale (fraction) and shift
-    (pixels) drawn uniformly within the given ranges, and with ``flip`` a left-right mirror of
-    half the images (a symmetry of clothes, not of digits); pixels moved in from outside are 0.
-    Zero ranges and no flip give back x."""
+    (pixels) drawn uniformly within the given ranges, with ``flip`` a left-right mirror of
+    half the images (a symmetry of clothes, not of digits), and with ``stretch`` a change of
+    aspect ratio (:func:`affine_matrices`); pixels moved in from outside are 0.
+    Zero ranges, no flip and no stretch give back x."""
     theta = affine_matrices(len(x), rotation=rotation, scale=scale, shift=shift, size=x.shape[-1],
-                            flip=flip, generator=generator).to(x.device, x.dtype)
+                            flip=flip, stretch=stretch, generator=generator).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

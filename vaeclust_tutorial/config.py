@@ -81,6 +81,9 @@ class TrainConfig:
     move_rotation: float = option(15.0, "consistency: largest rotation, degrees", minimum=0)
     move_scale: float = option(0.1, "consistency: largest change of scale, fraction", minimum=0)
     move_shift: float = option(2.0, "consistency: largest shift, pixels", minimum=0)
+    move_stretch: float = option(0.0, "consistency: also change each moved image's aspect ratio, by a factor "
+                                      "a with log a uniform in [-log(1 + s), log(1 + s)], the area kept "
+                                      "(augment.affine_matrices; 0: none)", minimum=0)
     move_gamma: float = option(0.0, "consistency: also bend each moved image's grey levels, x ** gamma with "
                                     "log gamma uniform in [-g, g] (augment.random_gamma; 0: none)", minimum=0)
     move_views: int = option(1, "consistency: moved copies of each image per step, each with its own move; "

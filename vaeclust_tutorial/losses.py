@@ -174,7 +174,8 @@ def cluster_vae_loss(x, out, model, cfg, teacher=None) -> dict[str, torch.Tensor
 
         views = cfg.move_views                   # moved copies per image: x stacked views times
         moved = random_gamma(random_affine(x.repeat(views, 1, 1, 1), rotation=cfg.move_rotation,
-                                           scale=cfg.move_scale, shift=cfg.move_shift, flip=cfg.move_flip),
+                                           scale=cfg.move_scale, shift=cfg.move_shift, flip=cfg.move_flip,
+                                           stretch=cfg.move_stretch),
                              cfg.move_gamma)
         heads = {"consistency": "classifier", **({"overcluster_consistency": "overcluster"} if over is not None else {})}
         with autocast(x.device, out.mu.dtype):   # the forward's precision: bf16 when it ran in bf16
