@@ -24,6 +24,15 @@ def _no_clock(history):
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
+def _crash_after_epoch_1(cfg, out, splits):
+    """Train ``cfg`` into ``out`` and stop it with a KeyboardInterrupt after its first epoch."""
+    def crash(epoch, model, entry):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out, splits=splits, progress=False, on_epoch_end=crash)
+
+
 def test_same_seed_same_numbers_and_files(tmp_path, tiny_config, mnist_small):
     a = train(tiny_config, tmp_path / "a", splits=mnist_small, progress=False)
     b = train(tiny_config, tmp_path / "b", splits=mnist_small, progress=False)
@@ -347,12 +356,7 @@ def test_the_cosine_schedule_falls_from_lr_to_zero_and_constant_stays():
 def test_a_cosine_run_resumes_exactly_after_a_crash_and_only_at_its_own_length(tmp_path, mnist_small):
     cfg = preset("article-a", epochs=2, train_limit=500, test_limit=300, device="cpu", lr_schedule="cosine")
     whole = train(cfg, tmp_path / "whole", splits=mnist_small, progress=False)
-
-    def crash(epoch, model, entry):
-        if epoch == 1:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "crashed", splits=mnist_small, progress=False, on_epoch_end=crash)
+    _crash_after_epoch_1(cfg, tmp_path / "crashed", mnist_small)
     with pytest.raises(checkpoint.CheckpointError, match="resume with --epochs 2"):
         train(preset("article-a", epochs=3, train_limit=500, test_limit=300, device="cpu", lr_schedule="cosine"),
               tmp_path / "crashed", resume=True, splits=mnist_small, progress=False)
@@ -440,12 +444,7 @@ def test_a_teacher_run_saves_the_teacher_and_resumes_exactly(tmp_path, mnist_sma
     cfg = preset("beyond", epochs=2, train_limit=500, test_limit=300, device="cpu", precision="fp32",
                  teacher_decay=0.99, teacher_targets=True)
     whole = train(cfg, tmp_path / "whole", splits=mnist_small, progress=False)
-
-    def crash(epoch, model, entry):
-        if epoch == 1:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "crashed", splits=mnist_small, progress=False, on_epoch_end=crash)
+    _crash_after_epoch_1(cfg, tmp_path / "crashed", mnist_small)
     resumed = train(cfg, tmp_path / "crashed", resume=True, splits=mnist_small, progress=False)
     assert _no_clock(resumed.history) == _no_clock(whole.history)
     state = checkpoint.load(tmp_path / "whole" / "checkpoint.pt")
