@@ -281,8 +281,8 @@ def test_a_new_loss_term_is_minimised_logged_and_plotted(monkeypatch, tiny_confi
     from vaeclust_tutorial import losses, plots
     real = losses.cluster_vae_loss
 
-    def with_extra(x, out, model, cfg):
-        return {**real(x, out, model, cfg), "means_norm": 0.1 * model.means.pow(2).sum()}
+    def with_extra(x, out, model, cfg, **kwargs):
+        return {**real(x, out, model, cfg, **kwargs), "means_norm": 0.1 * model.means.pow(2).sum()}
 
     monkeypatch.setattr(training, "cluster_vae_loss", with_extra)
     history = train(tiny_config, splits=mnist_small, progress=False).history
