@@ -152,6 +152,32 @@ def test_sigterm_to_a_sweep_stops_the_runs_it_started(tmp_path):
     assert _processes_mentioning(f"{runs}/mnist-article-a-seed0") == []
 
 
+def test_a_sigterm_while_a_run_starts_still_stops_that_run(tmp_path, monkeypatch):
+    """The signal lands right after the run's process exists and before the sweep has noted it:
+    the sweep must still stop it (raising in the signal handler left such a run behind)."""
+    import tools.sweep as sweep_module
+    monkeypatch.setenv("VAECLUST_QUICK", "1")
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen_then_sigterm(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGTERM)
+        return started[-1]
+
+    monkeypatch.setattr(sweep_module.subprocess, "Popen", popen_then_sigterm)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            sweep(parse_spec("mnist:article-a:0"), tmp_path, epochs=2)
+        assert stop.value.code == 128 + signal.SIGTERM
+        assert len(started) == 1 and started[0].poll() is not None, "the run was left running"
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.mark.parametrize("text, message", [
     ("mnist:article-b+info-weight=1+info-weight=2:0", "info-weight set more than once"),
     ("mnist:article-b+kmeans-e5+kmeans-e7:0", "kmeans set more than once"),

@@ -162,10 +162,10 @@ def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1,
     running: dict[RunSpec, tuple[subprocess.Popen, object]] = {}
     returncodes: dict[RunSpec, int | None] = {}
     start = time.monotonic()
-    restore = _exit_on_sigterm()
+    stopped, restore = _stop_on_sigterm()
     try:
-        while pending or running:
-            while pending and len(running) < jobs:
+        while (pending or running) and not stopped:
+            while pending and len(running) < jobs and not stopped:
                 spec = pending.pop(0)
                 out = runs_dir / spec.name
                 logfile = open(runs_dir / f"{spec.name}.log", "ab")
@@ -191,23 +191,25 @@ def sweep(specs: list[RunSpec], runs_dir: str | Path = "runs", *, jobs: int = 1,
             proc.wait()
             logfile.close()
             returncodes[spec] = None
+    if stopped:
+        raise SystemExit(128 + stopped[0])
     for spec in pending:            # never started: --stop-after came first
         returncodes[spec] = None
     return [_row(s, runs_dir, epochs, returncodes.get(s, 0)) for s in specs]
 
 
-def _exit_on_sigterm():
-    """Make SIGTERM (``kill``, a job scheduler's stop) end the sweep through its ``finally``, which
-    stops the runs it started; Python's default would leave them running unattended. Returns
-    the function that restores the previous handler (a no-op off the main thread)."""
+def _stop_on_sigterm():
+    """Make SIGTERM (``kill``, a job scheduler's stop) end the sweep: the handler only records the
+    signal, the loop sees it within a second and leaves through its ``finally``, which stops the
+    runs it started, and the sweep exits with 128 + the signal's number. Python's default would
+    leave them running unattended, and raising in the handler could land between a run's start
+    and its bookkeeping and leave that run behind. Returns the list the signal is recorded in
+    and the function that restores the previous handler (both inert off the main thread)."""
+    stopped: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+        return stopped, lambda: None
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
+    return stopped, lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _row(spec: RunSpec, runs_dir: Path, epochs: int, returncode: int | None) -> dict:
