@@ -2,7 +2,7 @@
 """What the terms beyond the article cost per epoch, against the article's model, on one machine.
 
     python benchmarks/cost.py [CONFIG ...] [--repeats 5] [--steps 30] [--out FILE.json]
-                              [--device auto] [--docs docs/speed.md]
+                              [--device auto] [--precision auto] [--docs docs/speed.md]
 
 Each CONFIG is written as ``tools/sweep.py`` writes one (a preset and ``+NAME=VALUE`` settings,
 ``article-b+cat-weight=0+info-weight=1+consistency-weight=10``); the first is the reference
@@ -36,11 +36,11 @@ import torch  # noqa: E402
 
 from vaeclust_tutorial import __version__, data  # noqa: E402
 from vaeclust_tutorial.cli import build_parser, config_from_args  # noqa: E402
-from vaeclust_tutorial.config import TrainConfig, config_label, is_quick, quick_banner  # noqa: E402
+from vaeclust_tutorial.config import PRECISIONS, TrainConfig, config_label, is_quick, quick_banner  # noqa: E402
 from vaeclust_tutorial.kernels import fast_kernels_pay, use_fast_kernels  # noqa: E402
 from vaeclust_tutorial.models import build_model  # noqa: E402
 from vaeclust_tutorial.runtime import cpu_model, resolve_device, resolve_precision  # noqa: E402
-from vaeclust_tutorial.training import MEMORY_FORMAT, make_optimizer, train_step  # noqa: E402
+from vaeclust_tutorial.training import MEMORY_FORMAT, make_optimizer, make_teacher, train_step  # noqa: E402
 
 BEYOND = "beyond"   # the preset: article-b with the two ingredients of notebook 06
 DEFAULT_CONFIGS = ("article-b", BEYOND)
@@ -65,15 +65,17 @@ def parse_config(text: str) -> TrainConfig:
 class _Runner:
     """One config's model, optimiser and precision, started from the shared initial weights."""
 
-    def __init__(self, cfg: TrainConfig, device, state):
+    def __init__(self, cfg: TrainConfig, device, state, precision: str = "auto"):
         self.cfg, self.device = cfg, device
-        self.dtype = resolve_precision("auto", device)
+        self.dtype = resolve_precision(precision, device)
         self.model = build_model(cfg)
         self.model.load_state_dict(state)
         self.model.to(device).to(memory_format=MEMORY_FORMAT)
         if fast_kernels_pay(device, self.dtype):
             use_fast_kernels(self.model)
         self.optimizer = make_optimizer(self.model, cfg, device)
+        # the weights' moving average, updated after every step as in training (cfg.teacher_decay)
+        self.teacher = make_teacher(self.model, cfg.teacher_decay) if cfg.teacher_decay else None
 
     def images_per_second(self, batches: list[torch.Tensor]) -> float:
         self.model.train()
@@ -81,14 +83,14 @@ class _Runner:
             torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
         for xb in batches:
-            train_step(self.model, self.optimizer, xb, self.cfg, self.device, self.dtype)
+            train_step(self.model, self.optimizer, xb, self.cfg, self.device, self.dtype, teacher=self.teacher)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return sum(len(xb) for xb in batches) / (time.perf_counter() - t0)
 
 
 def run_cost(configs=DEFAULT_CONFIGS, repeats: int = 5, steps: int = 30, device: str = "auto",
-             seed: int = 0, log=None) -> dict:
+             seed: int = 0, log=None, precision: str = "auto") -> dict:
     """Interleaved timing of one training step per config; returns the report (module docstring)."""
     quick = is_quick()
     if quick:
@@ -103,7 +105,7 @@ def run_cost(configs=DEFAULT_CONFIGS, repeats: int = 5, steps: int = 30, device:
     batches = list(x.split(cfgs[0].batch_size))
     torch.manual_seed(seed)
     state = build_model(cfgs[0]).state_dict()
-    runners = [_Runner(c, device, state) for c in cfgs]
+    runners = [_Runner(c, device, state, precision) for c in cfgs]
     for r in runners:                       # warm-up: allocations and kernel selection, not timed
         r.images_per_second(batches[:2])
     ips = {config_label(c): [] for c in cfgs}
@@ -165,6 +167,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=_positive_int, default=30, help="training steps per repeat (default 30)")
     p.add_argument("--out", type=Path, help="JSON report to write (default: print only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="as train's --precision (default auto: bf16 on a CPU with native bf16, else fp32)")
     p.add_argument("--docs", type=Path, help="also write the table into this file (docs/speed.md) "
                                              "between <!-- cost:start --> and <!-- cost:end -->")
     args = p.parse_args(argv)
@@ -181,7 +185,7 @@ def main(argv=None) -> int:
         if args.docs is not None:
             read_between_markers(args.docs, "cost")
         report = run_cost(args.configs, repeats=args.repeats, steps=args.steps, device=args.device,
-                          log=lambda line: print(line, file=sys.stderr))
+                          log=lambda line: print(line, file=sys.stderr), precision=args.precision)
         text = json.dumps(report, indent=2)
         if args.out is not None:
             atomic_write_bytes(args.out, (text + "\n").encode())

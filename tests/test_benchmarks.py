@@ -228,3 +228,17 @@ def test_cost_runners_start_from_the_same_weights_and_differ_only_in_the_loss(co
     before = {k: v.clone() for k, v in runners[1].model.state_dict().items()}
     runners[1].images_per_second([x])                   # a step with the consistency term trains
     assert any(not torch.equal(v, before[k]) for k, v in runners[1].model.state_dict().items())
+
+
+def test_cost_runners_average_the_weights_as_training_does_and_take_a_precision(cost):
+    cfgs = [cost.parse_config(c) for c in ("article-b", "beyond+move-gamma=0.7+teacher-decay=0.999", "beyond")]
+    state = cost.build_model(cfgs[0]).state_dict()
+    runners = [cost._Runner(c, torch.device("cpu"), state, "fp32") for c in cfgs]
+    assert [r.teacher is not None for r in runners] == [False, True, False]
+    assert {r.dtype for r in runners} == {torch.float32}
+    teacher = runners[1].teacher.module
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    runners[1].images_per_second([torch.rand(100, 1, 28, 28)])
+    assert any(not torch.equal(v, before[k]) for k, v in teacher.state_dict().items())   # the average moved
+    with pytest.raises(SystemExit):
+        cost.main(["article-b", "beyond", "--precision", "fp16"])
