@@ -151,7 +151,9 @@ ABLATION_TRIED = {"beyond, term 2's weights fixed (tried, left out)": dict(term2
                   "beyond with the grey levels, and balance weighed twice as much (β = 8; tried, left out)":
                       dict(move_gamma=0.7, info_balance=8.0),
                   "beyond with the grey levels, and β falling from 8 to 4 over the epochs (tried, left out)":
-                      dict(move_gamma=0.7, info_balance_start=8.0)}
+                      dict(move_gamma=0.7, info_balance_start=8.0),
+                  "beyond with the grey levels, and the weights' moving average read out (tried, left out)":
+                      dict(move_gamma=0.7, teacher_decay=0.999)}
 
 
 def ablation_rows(dataset: str | None = None) -> dict[str, str]:
