@@ -229,3 +229,70 @@ def test_cluster_kls_is_the_gaussian_kl_of_the_code_moved_by_each_mean():
     for y in range(5):     # KL(N(mu, s^2) || N(m, I)) = KL(N(mu - m, s^2) || N(0, I)), per code
         expected = torch.stack([losses.gaussian_kl(mu[i:i + 1] - means[y], logvar[i:i + 1]) for i in range(4)])
         assert torch.allclose(kls[:, y], expected, rtol=1e-5)
+
+
+def _linear_softmax(d=40, k=4, seed=0):
+    """p(y|x) = softmax(W x): its KL's Hessian at r = 0 is W^T (diag p - p p^T) W, of rank k - 1."""
+    w = torch.randn(k, d, generator=torch.Generator().manual_seed(seed))
+    return lambda images: torch.softmax(images.flatten(1) @ w.T, -1)
+
+
+def test_the_adversarial_move_has_length_epsilon_and_changes_the_prediction_most():
+    predict = _linear_softmax()
+    x = torch.randn(8, 1, 5, 8) * 0.1                                  # 8 images of 40 pixels
+    p_clean = predict(x)
+    torch.manual_seed(0)
+    x_adv = losses.adversarial_move(predict, x, p_clean, epsilon=0.5)
+    assert not x_adv.requires_grad
+    assert (x_adv - x).flatten(1).norm(dim=1) == pytest.approx(torch.full((8,), 0.5), rel=1e-5)
+    kl_adv = losses.consistency(p_clean, predict(x_adv))
+    # 200 random moves of the same length: each changes the prediction far less, since the KL
+    # grows only along the 3 directions W spans out of 40
+    kl_random = [losses.consistency(p_clean, predict(x + 0.5 * losses._unit(torch.randn_like(x))))
+                 for _ in range(200)]
+    assert kl_adv > 3 * max(kl_random)
+
+
+def test_the_adversarial_move_follows_the_seed_and_leaves_the_model_gradients_alone():
+    from vaeclust_tutorial.models import conv_cluster_vae
+    torch.manual_seed(0)
+    model = conv_cluster_vae("article-a")
+    x = torch.rand(4, 1, 28, 28)
+
+    def predict(images):
+        return torch.softmax(model.classifier(model.encoder(images)[0]), -1)
+
+    with torch.no_grad():
+        p_clean = predict(x)
+    moves = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        moves.append(losses.adversarial_move(predict, x, p_clean, epsilon=1.5))
+    assert torch.equal(*moves)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_adversarial_term_enters_when_weighted_and_trains_encoder_and_classifier():
+    from vaeclust_tutorial.models import conv_cluster_vae
+    torch.manual_seed(0)
+    model = conv_cluster_vae("article-a")
+    x = torch.rand(6, 1, 28, 28)
+    out = model(x)
+    plain = losses.cluster_vae_loss(x, out, model, preset("article-a"))
+    torch.manual_seed(1)
+    terms = losses.cluster_vae_loss(x, out, model, preset("article-a", vat_weight=2.0, vat_epsilon=1.5))
+    assert list(terms) == list(plain) + ["adversarial_consistency"]
+    torch.manual_seed(1)                                               # the same direction, by hand
+    p_clean = torch.softmax(model.classifier(out.mu), -1).detach()
+
+    def predict(images):
+        return torch.softmax(model.classifier(model.encoder(images)[0]), -1)
+
+    x_adv = losses.adversarial_move(predict, x, p_clean, 1.5)
+    expected = 2.0 * losses.consistency(p_clean, predict(x_adv))
+    assert terms["adversarial_consistency"].item() == pytest.approx(expected.item(), rel=1e-5)
+    model.zero_grad()
+    terms["adversarial_consistency"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.classifier.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert model.means.grad is None

@@ -90,6 +90,13 @@ class TrainConfig:
                                 "the term is their mean (1: one copy, as in IMSAT)", minimum=1)
     move_flip: bool = option(False, "consistency: also mirror half the images left to right (a symmetry "
                                     "of clothes, not of digits)")
+    vat_weight: float = option(0.0, "weight of the virtual adversarial term, p(y|x) unchanged under the small "
+                                    "move of x that changes it most (losses.adversarial_move; 0 drops it)",
+                               minimum=0)
+    vat_epsilon: float = option(1.2, "virtual adversarial term: length of the move, L2 over the image's pixels "
+                                     "in [0, 1] (IMSAT's rule, a quarter of the distance to the 10th nearest "
+                                     "training image: 1.3 on MNIST, 1.0 on Fashion-MNIST, by median)",
+                                positive=True)
     overcluster_k: int = option(0, "K of an auxiliary over-clustering head (IIC): a second classifier on z, "
                                    "trained by the information and consistency terms only; it shapes z and "
                                    "is never read out (losses.cluster_vae_loss; 0: none)", minimum=0)

@@ -132,6 +132,33 @@ def consistency(p_clean, p_moved):
     return (p_clean * (torch.log(p_clean.clamp_min(1e-12)) - torch.log(p_moved.clamp_min(1e-12)))).sum(1).mean()
 
 
+def _unit(v):
+    """Each image of v (B, ...) divided by its L2 norm (an all-zero image stays zero)."""
+    return v / v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.dim() - 1)))
+
+
+def adversarial_move(predict, x, p_clean, epsilon: float, xi: float = 0.1):
+    r"""Beyond the article (notebook 06): the move of length epsilon that changes p(y|x) most.
+
+    .. math:: r_{\mathrm{adv}} = \epsilon\, \frac{g}{\lVert g \rVert_2}, \qquad
+              g = \nabla_r\, \mathrm{KL}\big(\mathrm{sg}[p(y|x)] \,\Vert\, p(y|x + r)\big)\Big|_{r = \xi d}
+
+    with d a random direction of unit length per image: one step of the power iteration towards
+    the top eigenvector of the KL's Hessian at r = 0, the direction in which the prediction is
+    least smooth (virtual adversarial training, Miyato et al. 2018, arXiv 1704.03976, eqs. (12)-(14);
+    IMSAT, Hu et al. 2017, arXiv 1702.08720, uses it for clustering). ``predict(images)`` gives
+    p(y|images); ``p_clean`` is sg[p(y|x)]. Returns x + r_adv, detached; the term is then
+    :func:`consistency` between p_clean and p(y|x + r_adv). The gradient is taken with respect
+    to r only, so the model's gradients are untouched. ``xi`` = 0.1 is about one grey level of
+    255 per pixel: small enough for the KL to be quadratic, large enough to survive bf16. The
+    random direction comes from the global CPU generator, as the moves of :mod:`.augment` do.
+    """
+    d = torch.randn(x.shape).to(x.device, x.dtype)
+    r = (xi * _unit(d)).requires_grad_()
+    g, = torch.autograd.grad(consistency(p_clean, predict(x + r)), r)
+    return (x + epsilon * _unit(g.float()).to(x.dtype)).detach()
+
+
 def cluster_vae_loss(x, out, model, cfg, teacher=None) -> dict[str, torch.Tensor]:
     """Eq. (4) for a :class:`~vaeclust_tutorial.models.ClusterOutput`: each term by name, weighted
     as it enters the loss. The loss minimised is their sum (:func:`total`); the training loop
@@ -189,6 +216,15 @@ def cluster_vae_loss(x, out, model, cfg, teacher=None) -> dict[str, torch.Tensor
                 head = getattr(model, head)
                 p_moved = torch.softmax(head(mu_moved).float(), -1)                     # p(y | mu(T(x)))
                 terms[name] = cfg.consistency_weight * consistency(p_clean, p_moved)
+    if cfg.vat_weight:
+        def predict(images):                     # p(y | mu(images))
+            return torch.softmax(model.classifier(model.encoder(images)[0]).float(), -1)
+
+        with autocast(x.device, out.mu.dtype):
+            with torch.no_grad():
+                p_clean = torch.softmax(model.classifier(out.mu).float(), -1)           # sg[p(y | mu(x))]
+            x_adv = adversarial_move(predict, x, p_clean, cfg.vat_epsilon)
+            terms["adversarial_consistency"] = cfg.vat_weight * consistency(p_clean, predict(x_adv))
     return terms
 
 
