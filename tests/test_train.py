@@ -330,16 +330,26 @@ def test_the_shipped_model_stands_in_only_for_the_config_it_was_trained_with():
     assert config_difference(shipped, other) == {"seed": (shipped.seed, shipped.seed + 1)}
 
 
-def test_a_run_with_the_terms_beyond_the_article_resumes_exactly(tmp_path, mnist_small):
-    """The consistency term draws its random moves from the global generator, which checkpoints hold."""
+@pytest.mark.parametrize("extra, logged", [({}, set()), (dict(vat_weight=5.0), {"adversarial_consistency"})],
+                         ids=["moves", "moves+adversarial"])
+def test_a_run_with_the_terms_beyond_the_article_resumes_exactly(tmp_path, mnist_small, extra, logged):
+    """The consistency term draws its random moves, and the adversarial term its random start
+    direction, from the global generator, which checkpoints hold."""
     beyond = dict(train_limit=500, test_limit=300, device="cpu", info_weight=1.0, consistency_weight=10.0,
-                  term2_trains_classifier=False)
+                  term2_trains_classifier=False, **extra)
     whole = train(preset("article-a", epochs=2, **beyond), tmp_path / "whole", splits=mnist_small, progress=False)
-    assert {"batch_information", "consistency"} <= set(whole.history[0])
+    assert {"batch_information", "consistency"} | logged <= set(whole.history[0])
     train(preset("article-a", epochs=1, **beyond), tmp_path / "split", splits=mnist_small, progress=False)
     resumed = train(preset("article-a", epochs=2, **beyond), tmp_path / "split", resume=True,
                     splits=mnist_small, progress=False)
     assert _no_clock(resumed.history) == _no_clock(whole.history)
+
+
+def test_a_bad_adversarial_setting_is_refused_with_its_range():
+    with pytest.raises(ValueError, match="vat_epsilon=0.0 is invalid: it must be > 0"):
+        preset("beyond", vat_weight=50.0, vat_epsilon=0.0)
+    with pytest.raises(ValueError, match="vat_weight=-1.0 is invalid: it must be >= 0"):
+        preset("beyond", vat_weight=-1.0)
 
 
 def test_the_cosine_schedule_falls_from_lr_to_zero_and_constant_stays():
