@@ -153,11 +153,7 @@ def test_consistency_is_the_kl_and_leaves_the_clean_prediction_alone():
 
 
 def test_the_terms_beyond_the_article_enter_only_when_weighted():
-    from vaeclust_tutorial.models import conv_cluster_vae
-    torch.manual_seed(0)
-    model = conv_cluster_vae("article-a")
-    x = torch.rand(6, 1, 28, 28)
-    out = model(x)
+    model, x, out = _model_and_batch(6)
     article = losses.cluster_vae_loss(x, out, model, preset("article-a"))
     beyond = losses.cluster_vae_loss(x, out, model, preset("article-a", info_weight=1.0, consistency_weight=10.0,
                                                             term2_trains_classifier=False))
@@ -231,6 +227,20 @@ def test_cluster_kls_is_the_gaussian_kl_of_the_code_moved_by_each_mean():
         assert torch.allclose(kls[:, y], expected, rtol=1e-5)
 
 
+def _model_and_batch(n):
+    """The article's model A, seeded, with a batch of n random images and its forward pass."""
+    from vaeclust_tutorial.models import conv_cluster_vae
+    torch.manual_seed(0)
+    model = conv_cluster_vae("article-a")
+    x = torch.rand(n, 1, 28, 28)
+    return model, x, model(x)
+
+
+def _predict(model):
+    """images -> p(y | mu(images)), as the consistency terms read the model."""
+    return lambda images: torch.softmax(model.classifier(model.encoder(images)[0]), -1)
+
+
 def _linear_softmax(d=40, k=4, seed=0):
     """p(y|x) = softmax(W x): its KL's Hessian at r = 0 is W^T (diag p - p p^T) W, of rank k - 1."""
     w = torch.randn(k, d, generator=torch.Generator().manual_seed(seed))
@@ -254,14 +264,9 @@ def test_the_adversarial_move_has_length_epsilon_and_changes_the_prediction_most
 
 
 def test_the_adversarial_move_follows_the_seed_and_leaves_the_model_gradients_alone():
-    from vaeclust_tutorial.models import conv_cluster_vae
-    torch.manual_seed(0)
-    model = conv_cluster_vae("article-a")
-    x = torch.rand(4, 1, 28, 28)
-
-    def predict(images):
-        return torch.softmax(model.classifier(model.encoder(images)[0]), -1)
-
+    model, x, _ = _model_and_batch(4)
+    model.zero_grad(set_to_none=True)
+    predict = _predict(model)
     with torch.no_grad():
         p_clean = predict(x)
     moves = []
@@ -273,21 +278,14 @@ def test_the_adversarial_move_follows_the_seed_and_leaves_the_model_gradients_al
 
 
 def test_the_adversarial_term_enters_when_weighted_and_trains_encoder_and_classifier():
-    from vaeclust_tutorial.models import conv_cluster_vae
-    torch.manual_seed(0)
-    model = conv_cluster_vae("article-a")
-    x = torch.rand(6, 1, 28, 28)
-    out = model(x)
+    model, x, out = _model_and_batch(6)
     plain = losses.cluster_vae_loss(x, out, model, preset("article-a"))
     torch.manual_seed(1)
     terms = losses.cluster_vae_loss(x, out, model, preset("article-a", vat_weight=2.0, vat_epsilon=1.5))
     assert list(terms) == list(plain) + ["adversarial_consistency"]
     torch.manual_seed(1)                                               # the same direction, by hand
     p_clean = torch.softmax(model.classifier(out.mu), -1).detach()
-
-    def predict(images):
-        return torch.softmax(model.classifier(model.encoder(images)[0]), -1)
-
+    predict = _predict(model)
     x_adv = losses.adversarial_move(predict, x, p_clean, 1.5)
     expected = 2.0 * losses.consistency(p_clean, predict(x_adv))
     assert terms["adversarial_consistency"].item() == pytest.approx(expected.item(), rel=1e-5)
