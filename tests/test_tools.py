@@ -7,8 +7,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 
-from tools import markers, run_notebooks, ship
+from tools import markers, run_notebooks, score_objective, ship
 from vaeclust_tutorial import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,3 +153,32 @@ def test_pack_runs_brings_records_slim_models_and_resumable_checkpoints_back(tra
         tar.add(finished / "history.json", arcname="../history.json")
     with pytest.raises(ValueError, match="not a RUN/FILE entry"):
         pack_runs.unpack_runs([evil], tmp_path / "back")
+
+
+def test_score_objective_sums_the_run_s_own_terms_on_fixed_draws_and_scores_the_test_split(trained_run, mnist_small,
+                                                                                              capsys):
+    first, again = (score_objective.score(trained_run, seed=3, splits=mnist_small) for _ in range(2))
+    assert first == again                                           # the same draws: the same numbers
+    history = json.loads((trained_run / "history.json").read_text())
+    terms = [k for k in history[-1] if k in ("reconstruction", "cluster_kl", "categorical_kl")]
+    assert terms and first["loss"] == pytest.approx(sum(first[k] for k in terms), rel=1e-6)
+    other = score_objective.score(trained_run, seed=4, splits=mnist_small)
+    assert other["loss"] != first["loss"]                           # another seed: other z samples
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert first["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-9)
+    assert score_objective.main([str(trained_run.parent / "no-such-run")]) == 2
+    assert "does not exist: give the folder of a run" in capsys.readouterr().err
+
+
+def test_score_objective_scores_the_trained_weights_of_a_run_that_reads_out_an_average(tmp_path, mnist_small):
+    from vaeclust_tutorial import preset, train
+    run = tmp_path / "avg"
+    train(preset("article-a", epochs=1, train_limit=500, test_limit=300, device="cpu", teacher_decay=0.99),
+          run, splits=mnist_small, progress=False)
+    model, state = score_objective.trained_model(run)
+    weights = model.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in state["student"].items())
+    assert not all(torch.equal(weights[k], v) for k, v in state["model"].items())   # not the average
+    last = json.loads((run / "history.json").read_text())[-1]
+    scored = score_objective.score(run, splits=mnist_small)
+    assert scored["test_accuracy"] == pytest.approx(last["trained_test_accuracy"], abs=1e-9)
