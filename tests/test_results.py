@@ -147,6 +147,18 @@ def test_committed_tables_are_generated_from_the_committed_runs():
     assert read_between_markers(ROOT / "README.md", "results-beyond") == rt.beyond_markdown(records).strip()
 
 
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "results").glob("*/summary.md")))
+def test_each_results_subfolder_has_the_summary_of_its_own_runs(folder):
+    """Runs kept apart from results/ (trained longer; run again on one machine) are full runs
+    with their own summary, as `tools/results_tables.py RUNS --results-dir results/FOLDER` writes
+    it (results/keras holds the Keras port's records, in their own format, and no summary)."""
+    records = results.load_results(ROOT / "results" / folder)
+    assert all(not r["quick"] and r["test"]["n_samples"] == 10000 and r["train"]["n_samples"] == 60000
+               for r in records)
+    assert (ROOT / "results" / folder / "summary.md").read_text() == rt.summary_text(records)
+    assert json.loads((ROOT / "results" / folder / "summary.json").read_text()) == rt.summarize(records)
+
+
 def test_kmeans_runs_get_their_own_file_and_row(tmp_path):
     out = tmp_path / "results"
     rt.collect(_run(tmp_path, 0, 0.75), out)
