@@ -146,7 +146,7 @@ def purity_at_epochs(curves: dict[str, list], epochs) -> str:
 ABLATION_TRIED = {"beyond, term 2's weights fixed (tried, left out)": dict(term2_trains_classifier=False),
                   "beyond, learning rate falling along a half cosine (tried, left out)": dict(lr_schedule="cosine"),
                   "beyond, half the moved images also mirrored (clothes only; tried, left out)": dict(move_flip=True),
-                  "beyond, the moved images' grey levels also bent by a random gamma (tried, not yet in the preset)":
+                  "beyond, the moved images' grey levels also bent by a random gamma (tried, left out: step 16)":
                       dict(move_gamma=0.7),
                   "beyond with the grey levels, and balance weighed twice as much (β = 8; tried, left out)":
                       dict(move_gamma=0.7, info_balance=8.0),
